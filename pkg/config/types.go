@@ -1,0 +1,229 @@
+package config
+
+import "time"
+
+// Config is the whole effective configuration of one handoff process.
+//
+// It is split in two halves (see Static and Dynamic): the static half
+// describes sockets and process-wide settings that can only change by
+// re-binding or restarting; the dynamic half (routes, upstreams, policies) is
+// swapped atomically on reload while in-flight requests finish on the old one.
+type Config struct {
+	// Listeners the proxy serves. A listener's Name matches the
+	// FileDescriptorName= of a systemd socket unit (systemd.socket(5)); a
+	// listener that systemd did not pass is bound by handoff itself.
+	Listeners []Listener `koanf:"listeners" json:"listeners" yaml:"listeners"`
+	// Routes, matched most specific first (see route package).
+	Routes []Route `koanf:"routes" json:"routes" yaml:"routes"`
+	// Upstreams by name; routes refer to them by that name.
+	Upstreams map[string]Upstream `koanf:"upstreams" json:"upstreams" yaml:"upstreams"`
+	// Admin API and metrics listener.
+	Admin Admin `koanf:"admin" json:"admin" yaml:"admin"`
+	// Log settings.
+	Log Log `koanf:"log" json:"log" yaml:"log"`
+	// Server-side (client-facing) timeouts.
+	Timeouts ServerTimeouts `koanf:"timeouts" json:"timeouts" yaml:"timeouts"`
+	// Limits on what clients may send.
+	Limits Limits `koanf:"limits" json:"limits" yaml:"limits"`
+	// TrustedProxies lists CIDRs (or bare IPs) whose X-Forwarded-*, Forwarded
+	// and X-Request-Id headers are kept and extended. From any other peer
+	// those headers are replaced. Empty means trust nobody.
+	TrustedProxies []string `koanf:"trusted_proxies" json:"trusted_proxies" yaml:"trusted_proxies"`
+	// ShutdownTimeout bounds how long SIGTERM waits for in-flight requests.
+	// Zero means 30s.
+	ShutdownTimeout time.Duration `koanf:"shutdown_timeout" json:"shutdown_timeout" yaml:"shutdown_timeout"`
+}
+
+// Listener protocols.
+const (
+	// ProtocolHTTP serves HTTP/1.1 and HTTP/2 with prior knowledge (h2c,
+	// RFC 9113 §3.3) on a plain TCP or Unix socket.
+	ProtocolHTTP = "http"
+	// ProtocolHTTPS terminates TLS and serves HTTP/1.1 and HTTP/2 (ALPN).
+	ProtocolHTTPS = "https"
+)
+
+// Listener is one socket the proxy accepts connections on.
+type Listener struct {
+	// Name identifies the listener and matches FileDescriptorName= of the
+	// systemd socket unit. Required, unique, [A-Za-z0-9_.-]+ (at most 255
+	// bytes, the limit sd_pid_notify_with_fds(3) puts on FDNAME=).
+	Name string `koanf:"name" json:"name" yaml:"name"`
+	// Address to bind when systemd did not pass a socket of this name:
+	// "host:port", ":port", "[::1]:port" or "unix:/path". Required unless
+	// the listener always comes from systemd; empty then means "must be
+	// passed by systemd".
+	Address string `koanf:"address" json:"address,omitempty" yaml:"address,omitempty"`
+	// Protocol is "http" (default) or "https".
+	Protocol string `koanf:"protocol" json:"protocol" yaml:"protocol"`
+	// TLS settings, required when Protocol is "https".
+	TLS *ListenerTLS `koanf:"tls" json:"tls,omitempty" yaml:"tls,omitempty"`
+}
+
+// ListenerTLS configures TLS termination.
+type ListenerTLS struct {
+	// Certificates to serve; the one whose names match the client's SNI is
+	// chosen (crypto/tls Config.GetCertificate semantics); the first is the
+	// default when nothing matches or SNI is absent.
+	Certificates []Certificate `koanf:"certificates" json:"certificates" yaml:"certificates"`
+	// MinVersion is "1.2" (default) or "1.3".
+	MinVersion string `koanf:"min_version" json:"min_version,omitempty" yaml:"min_version,omitempty"`
+}
+
+// Certificate is a PEM certificate chain and its private key on disk.
+type Certificate struct {
+	Cert string `koanf:"cert" json:"cert" yaml:"cert"`
+	Key  string `koanf:"key" json:"key" yaml:"key"`
+}
+
+// Route sends matching requests to an upstream.
+type Route struct {
+	// Name labels the route in metrics and logs. Empty means "route<N>"
+	// with N its index in the list.
+	Name string `koanf:"name" json:"name,omitempty" yaml:"name,omitempty"`
+	// Match conditions; all given conditions must hold. An empty match is
+	// the default route.
+	Match Match `koanf:"match" json:"match" yaml:"match"`
+	// Upstream is the name of the upstream in Config.Upstreams. Required.
+	Upstream string `koanf:"upstream" json:"upstream" yaml:"upstream"`
+}
+
+// Match holds the conditions of a route.
+type Match struct {
+	// Host is an exact host name ("api.example.com") or a wildcard for
+	// one or more labels ("*.example.com"). Compared case-insensitively,
+	// without the port. Empty matches any host.
+	Host string `koanf:"host" json:"host,omitempty" yaml:"host,omitempty"`
+	// PathPrefix matches the request path on segment boundaries
+	// ("/v1" matches "/v1" and "/v1/x", not "/v1x"); a prefix ending in
+	// "/" matches anything below it. Empty matches any path.
+	PathPrefix string `koanf:"path_prefix" json:"path_prefix,omitempty" yaml:"path_prefix,omitempty"`
+	// Methods, any of which matches. Empty matches any method.
+	Methods []string `koanf:"methods" json:"methods,omitempty" yaml:"methods,omitempty"`
+	// Headers that must all be present with exactly these values
+	// (header names case-insensitive). Empty matches anything.
+	Headers map[string]string `koanf:"headers" json:"headers,omitempty" yaml:"headers,omitempty"`
+}
+
+// Load-balancing strategies.
+const (
+	StrategyRoundRobin         = "round_robin"
+	StrategyWeightedRoundRobin = "weighted_round_robin"
+	StrategyLeastConn          = "least_conn"
+	StrategyRandom             = "random"
+	StrategyP2C                = "p2c"
+	StrategyHash               = "hash"
+)
+
+// Strategies lists every valid Upstream.Strategy.
+func Strategies() []string {
+	return []string{StrategyRoundRobin, StrategyWeightedRoundRobin, StrategyLeastConn, StrategyRandom, StrategyP2C, StrategyHash}
+}
+
+// Upstream is a named pool of targets and how to reach them.
+type Upstream struct {
+	// Strategy picks a target per request. Empty means round_robin.
+	Strategy string `koanf:"strategy" json:"strategy" yaml:"strategy"`
+	// HashKey is what the hash strategy hashes: "client_ip" (default),
+	// "header:<Name>" or "cookie:<name>". Ignored by other strategies.
+	HashKey string `koanf:"hash_key" json:"hash_key,omitempty" yaml:"hash_key,omitempty"`
+	// Targets of the pool. At least one.
+	Targets []Target `koanf:"targets" json:"targets" yaml:"targets"`
+	// TLS settings for https:// targets.
+	TLS UpstreamTLS `koanf:"tls" json:"tls" yaml:"tls"`
+	// Retries is how many other targets an idempotent request is retried
+	// on after a connection failure that happened before any byte of the
+	// request was sent. Nil means 1; zero disables retries.
+	Retries *int `koanf:"retries" json:"retries,omitempty" yaml:"retries,omitempty"`
+	// FailTimeout is how long a target is skipped after a failed dial
+	// (passive health, as nginx max_fails=1 fail_timeout=). Zero means 10s.
+	FailTimeout time.Duration `koanf:"fail_timeout" json:"fail_timeout" yaml:"fail_timeout"`
+	// MaxIdlePerTarget bounds idle keep-alive connections kept per
+	// target. Zero means 64.
+	MaxIdlePerTarget int `koanf:"max_idle_per_target" json:"max_idle_per_target" yaml:"max_idle_per_target"`
+	// Timeouts towards the targets.
+	Timeouts UpstreamTimeouts `koanf:"timeouts" json:"timeouts" yaml:"timeouts"`
+}
+
+// Target is one backend address. Immutable config: its health and load
+// are runtime state kept by the upstream package, keyed by address.
+type Target struct {
+	// Address is "host:port" (plain HTTP/1.1), "http://host:port",
+	// "https://host[:port]" (TLS, HTTP/2 when the server offers it by
+	// ALPN) or "h2c://host:port" (HTTP/2 with prior knowledge).
+	Address string `koanf:"address" json:"address" yaml:"address"`
+	// Weight for weighted strategies. Zero means 1.
+	Weight int `koanf:"weight" json:"weight" yaml:"weight"`
+}
+
+// UpstreamTLS configures TLS towards https:// targets.
+type UpstreamTLS struct {
+	// ServerName overrides the SNI and the name verified. Empty means the
+	// target's host.
+	ServerName string `koanf:"server_name" json:"server_name" yaml:"server_name"`
+	// CA is a PEM file of roots to verify targets with. Empty means the
+	// system roots.
+	CA string `koanf:"ca" json:"ca" yaml:"ca"`
+	// InsecureSkipVerify reports whether certificate verification is off.
+	// Never on unless set.
+	InsecureSkipVerify bool `koanf:"insecure_skip_verify" json:"insecure_skip_verify" yaml:"insecure_skip_verify"`
+	// Cert and Key, both or neither: a client certificate for mTLS.
+	Cert string `koanf:"cert" json:"cert,omitempty" yaml:"cert,omitempty"`
+	Key  string `koanf:"key" json:"key,omitempty" yaml:"key,omitempty"`
+}
+
+// UpstreamTimeouts bound each step of talking to a target.
+type UpstreamTimeouts struct {
+	// Dial bounds the TCP connect. Zero means 5s.
+	Dial time.Duration `koanf:"dial" json:"dial" yaml:"dial"`
+	// TLSHandshake bounds the TLS handshake. Zero means 10s.
+	TLSHandshake time.Duration `koanf:"tls_handshake" json:"tls_handshake" yaml:"tls_handshake"`
+	// ResponseHeader bounds the wait for response headers after the
+	// request was written (nginx proxy_read_timeout). Zero means 60s.
+	ResponseHeader time.Duration `koanf:"response_header" json:"response_header" yaml:"response_header"`
+	// IdleConn is how long an idle keep-alive connection to a target is
+	// kept. Zero means 90s.
+	IdleConn time.Duration `koanf:"idle_conn" json:"idle_conn" yaml:"idle_conn"`
+}
+
+// ServerTimeouts bound what clients may take.
+type ServerTimeouts struct {
+	// ReadHeader bounds reading the request line and headers (slowloris
+	// protection). Zero means 10s.
+	ReadHeader time.Duration `koanf:"read_header" json:"read_header" yaml:"read_header"`
+	// Idle is how long a keep-alive client connection may sit idle. Zero
+	// means 120s.
+	Idle time.Duration `koanf:"idle" json:"idle" yaml:"idle"`
+	// Request bounds a whole proxied request, upstream response included.
+	// Zero means no limit, so that streams (SSE, WebSocket, long
+	// downloads) are not cut; set it when you want a hard ceiling.
+	Request time.Duration `koanf:"request" json:"request" yaml:"request"`
+}
+
+// Limits on client input.
+type Limits struct {
+	// MaxHeaderBytes bounds the request line plus headers. Zero means
+	// 64 KiB; larger requests get 431 (RFC 6585 §5).
+	MaxHeaderBytes int `koanf:"max_header_bytes" json:"max_header_bytes" yaml:"max_header_bytes"`
+	// MaxRequestBody bounds a request body in bytes; larger bodies get
+	// 413. Zero means unlimited (streamed, never buffered).
+	MaxRequestBody int64 `koanf:"max_request_body" json:"max_request_body" yaml:"max_request_body"`
+}
+
+// Admin configures the admin API listener.
+type Admin struct {
+	// Listen is the address of the admin API when systemd passes no fd
+	// named "admin". "off" disables it. Empty means "127.0.0.1:9901".
+	Listen string `koanf:"listen" json:"listen" yaml:"listen"`
+}
+
+// Log configures logging.
+type Log struct {
+	// Level is debug, info (default), warn or error.
+	Level string `koanf:"level" json:"level" yaml:"level"`
+	// Format is "json" (default) or "text" (logfmt).
+	Format string `koanf:"format" json:"format" yaml:"format"`
+	// Access reports whether one line per request is logged. Nil means
+	// true.
+	Access *bool `koanf:"access" json:"access,omitempty" yaml:"access,omitempty"`
+}

@@ -1,0 +1,215 @@
+// Package upstream owns targets and pools: the immutable description of a
+// backend (address, scheme, weight) and its runtime state (in-flight
+// requests, passive ejection, counters), kept apart so that state survives a
+// config reload. State is keyed by address in a Registry.
+//
+// It does not know how a target is chosen (package balance) or how a
+// request is forwarded (package proxy).
+package upstream
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/handoff-proxy/handoff/pkg/config"
+)
+
+// Schemes a target may use.
+const (
+	SchemeHTTP  = "http"
+	SchemeHTTPS = "https"
+	SchemeH2C   = "h2c"
+)
+
+// ParseAddress turns a configured target address into a URL with scheme and
+// host:port. A bare "host:port" is plain HTTP; "https://host" gets port 443.
+func ParseAddress(addr string) (*url.URL, error) {
+	if addr == "" {
+		return nil, fmt.Errorf("empty address")
+	}
+	raw := addr
+	if !strings.Contains(raw, "://") {
+		raw = "http://" + raw
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("parse address %q: %w", addr, err)
+	}
+	switch u.Scheme {
+	case SchemeHTTP, SchemeHTTPS, SchemeH2C:
+	default:
+		return nil, fmt.Errorf("address %q: scheme %q not one of http, https, h2c", addr, u.Scheme)
+	}
+	if u.Host == "" || u.Hostname() == "" {
+		return nil, fmt.Errorf("address %q: no host", addr)
+	}
+	if u.User != nil || u.RawQuery != "" || u.Fragment != "" || (u.Path != "" && u.Path != "/") {
+		return nil, fmt.Errorf("address %q: only scheme://host[:port] is allowed", addr)
+	}
+	if u.Port() == "" {
+		port := "80"
+		if u.Scheme == SchemeHTTPS {
+			port = "443"
+		}
+		u.Host = net.JoinHostPort(u.Hostname(), port)
+	}
+	u.Path = ""
+	return u, nil
+}
+
+// State is the runtime state of one target address. All fields are atomic:
+// it is read on every request by every goroutine.
+type State struct {
+	inFlight  atomic.Int64
+	downUntil atomic.Int64 // unix nanoseconds; zero or past means up
+	requests  atomic.Uint64
+	failures  atomic.Uint64
+}
+
+// Target is one backend of a pool: immutable config plus a pointer to its
+// shared runtime state.
+type Target struct {
+	// Address as configured; the key of its State.
+	Address string
+	// URL with scheme (http, https or h2c) and host:port.
+	URL *url.URL
+	// Weight, at least 1.
+	Weight int
+
+	state *State
+}
+
+// InFlight is the number of requests currently sent to the target.
+func (t *Target) InFlight() int64 { return t.state.inFlight.Load() }
+
+// Acquire counts a request as in flight until the returned func is called.
+func (t *Target) Acquire() (release func()) {
+	t.state.inFlight.Add(1)
+	t.state.requests.Add(1)
+	var once sync.Once
+	return func() { once.Do(func() { t.state.inFlight.Add(-1) }) }
+}
+
+// Available reports whether the target may be picked at now: it is not
+// ejected.
+func (t *Target) Available(now time.Time) bool {
+	return now.UnixNano() >= t.state.downUntil.Load()
+}
+
+// MarkFailed ejects the target until now+d after a connection failure.
+func (t *Target) MarkFailed(now time.Time, d time.Duration) {
+	t.state.failures.Add(1)
+	t.state.downUntil.Store(now.Add(d).UnixNano())
+}
+
+// MarkUp clears an ejection.
+func (t *Target) MarkUp() { t.state.downUntil.Store(0) }
+
+// Snapshot is a point-in-time view of a target for the admin API.
+type Snapshot struct {
+	Address   string    `json:"address"`
+	Weight    int       `json:"weight"`
+	Healthy   bool      `json:"healthy"`
+	DownUntil time.Time `json:"down_until,omitzero"`
+	InFlight  int64     `json:"in_flight"`
+	Requests  uint64    `json:"requests"`
+	Failures  uint64    `json:"failures"`
+}
+
+// Snapshot reads the target's state at now.
+func (t *Target) Snapshot(now time.Time) Snapshot {
+	s := Snapshot{
+		Address:  t.Address,
+		Weight:   t.Weight,
+		Healthy:  t.Available(now),
+		InFlight: t.state.inFlight.Load(),
+		Requests: t.state.requests.Load(),
+		Failures: t.state.failures.Load(),
+	}
+	if !s.Healthy {
+		s.DownUntil = time.Unix(0, t.state.downUntil.Load())
+	}
+	return s
+}
+
+// Pool is a named, immutable list of targets with the config that built it.
+type Pool struct {
+	Name    string
+	Config  config.Upstream
+	Targets []*Target
+}
+
+// Healthy counts the targets available at now.
+func (p *Pool) Healthy(now time.Time) int {
+	n := 0
+	for _, t := range p.Targets {
+		if t.Available(now) {
+			n++
+		}
+	}
+	return n
+}
+
+// Registry keeps the runtime state of every target address, so that a
+// reload that keeps an address keeps its in-flight count and ejection.
+// The zero value is not usable; call NewRegistry.
+type Registry struct {
+	mu     sync.Mutex
+	states map[string]*State
+}
+
+// NewRegistry returns an empty registry.
+func NewRegistry() *Registry {
+	return &Registry{states: make(map[string]*State)}
+}
+
+// NewPool builds a pool from config, reusing the state of known addresses.
+func (r *Registry) NewPool(name string, cfg config.Upstream) (*Pool, error) {
+	p := &Pool{Name: name, Config: cfg}
+	for i, tc := range cfg.Targets {
+		u, err := ParseAddress(tc.Address)
+		if err != nil {
+			return nil, fmt.Errorf("upstream %q target %d: %w", name, i, err)
+		}
+		w := tc.Weight
+		if w <= 0 {
+			w = 1
+		}
+		p.Targets = append(p.Targets, &Target{Address: tc.Address, URL: u, Weight: w, state: r.state(u.String())})
+	}
+	return p, nil
+}
+
+func (r *Registry) state(key string) *State {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s, ok := r.states[key]
+	if !ok {
+		s = &State{}
+		r.states[key] = s
+	}
+	return s
+}
+
+// Retain drops the state of every address not in keep (the URLs of the
+// targets of the current pools), so that removed targets do not leak.
+func (r *Registry) Retain(pools []*Pool) {
+	keep := make(map[string]bool)
+	for _, p := range pools {
+		for _, t := range p.Targets {
+			keep[t.URL.String()] = true
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for k := range r.states {
+		if !keep[k] {
+			delete(r.states, k)
+		}
+	}
+}
