@@ -1,0 +1,149 @@
+// Package accesslog writes one log record per HTTP request through an
+// injected *slog.Logger: who asked for what, what was answered, how long it
+// took, and which route, upstream and target served it (from package
+// reqinfo). Under systemd the logger writes to stdout and journald keeps
+// the lines; whether they are JSON or logfmt is the slog handler's choice.
+//
+// It owns the response-writer wrapping needed to learn the status and size,
+// and keeps Flush, Hijack (WebSocket), io.ReaderFrom and
+// http.ResponseController working through it. It does not know how
+// requests are routed or forwarded, nor where the log goes.
+package accesslog
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/handoff-proxy/handoff/pkg/reqinfo"
+)
+
+// StatusClientGone is the status logged for a request whose client went
+// away before the response was complete: 499, the nginx convention. It is
+// not an HTTP status (RFC 9110 §15 defines none for it).
+const StatusClientGone = 499
+
+// Message is the message of every access log record.
+const Message = "request"
+
+// Attribute keys of an access log record, in the order they are written.
+// The record's own time (slog.TimeKey) is when the request arrived.
+const (
+	KeyClient    = "client"     // remote IP, without port
+	KeyMethod    = "method"     // request method
+	KeyHost      = "host"       // Host header (HTTP/2 :authority)
+	KeyURI       = "uri"        // path and query as the client sent them
+	KeyProto     = "proto"      // "HTTP/1.1", "HTTP/2.0"
+	KeyStatus    = "status"     // status sent; 499 when the client went away; 101 for a protocol switch
+	KeyBytes     = "bytes"      // response body bytes written (not counting a hijacked connection)
+	KeyDuration  = "duration"   // seconds, float
+	KeyRoute     = "route"      // matched route; empty when none
+	KeyUpstream  = "upstream"   // upstream of the route
+	KeyTarget    = "target"     // last target tried
+	KeyRetries   = "retries"    // times the request went to another target
+	KeyRequestID = "request_id" // X-Request-Id forwarded
+	KeyUserAgent = "user_agent" // User-Agent header
+	KeyReferer   = "referer"    // Referer header (RFC 9110 §10.1.3 spelling)
+)
+
+// Options configures New.
+type Options struct {
+	// Logger receives the records. Nil means nothing is logged (but the
+	// request still gets a reqinfo.Info).
+	Logger *slog.Logger
+	// Level of the records. Zero means slog.LevelInfo.
+	Level slog.Level
+	// Now is the clock for the record time and the duration. Nil means
+	// time.Now.
+	Now func() time.Time
+}
+
+// Middleware logs each request served by next at Info through logger. It
+// is New(Options{Logger: logger}, next).
+func Middleware(logger *slog.Logger, next http.Handler) http.Handler {
+	return New(Options{Logger: logger}, next)
+}
+
+// New returns a handler that serves with next and then logs one record
+// (message Message, attributes Key*) for the request.
+//
+// When the request carries no reqinfo.Info yet, New creates one with
+// reqinfo.With, so it may sit inside or outside the metrics middleware;
+// inner layers must fill the Info they find rather than create another.
+// The record is written after next returns: for a WebSocket or other
+// upgraded connection that is when the connection closes.
+func New(o Options, next http.Handler) http.Handler {
+	var h slog.Handler = slog.DiscardHandler
+	if o.Logger != nil {
+		h = o.Logger.Handler()
+	}
+	now := o.Now
+	if now == nil {
+		now = time.Now
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		in := reqinfo.From(r.Context())
+		if in == nil {
+			var ctx context.Context
+			ctx, in = reqinfo.With(r.Context())
+			r = r.WithContext(ctx)
+		}
+		// Level may change at run time (slog.LevelVar): ask per request.
+		if !h.Enabled(r.Context(), o.Level) {
+			next.ServeHTTP(w, r)
+			return
+		}
+
+		start := now()
+		// Read the request before next runs: inner layers may rewrite a
+		// shared *url.URL.
+		method, host, uri, proto := r.Method, r.Host, r.URL.RequestURI(), r.Proto
+		ua, referer := r.UserAgent(), r.Referer()
+		client := clientIP(r.RemoteAddr)
+
+		rec := newRecorder(w)
+		returned := false
+		defer func() {
+			// Log panicking requests too: net/http recovers the panic
+			// (http.ErrAbortHandler included) and drops the connection.
+			status := rec.finalStatus(r, in, !returned)
+			end := now()
+			record := slog.NewRecord(start, o.Level, Message, 0)
+			record.AddAttrs(
+				slog.String(KeyClient, client),
+				slog.String(KeyMethod, method),
+				slog.String(KeyHost, host),
+				slog.String(KeyURI, uri),
+				slog.String(KeyProto, proto),
+				slog.Int(KeyStatus, status),
+				slog.Int64(KeyBytes, rec.bytes),
+				slog.Float64(KeyDuration, end.Sub(start).Seconds()),
+				slog.String(KeyRoute, in.Route),
+				slog.String(KeyUpstream, in.Upstream),
+				slog.String(KeyTarget, in.Target),
+				slog.Int(KeyRetries, in.Retries),
+				slog.String(KeyRequestID, in.RequestID),
+				slog.String(KeyUserAgent, ua),
+				slog.String(KeyReferer, referer),
+			)
+			// The request's context may be canceled by now (client gone);
+			// the record must be written anyway.
+			_ = h.Handle(context.WithoutCancel(r.Context()), record)
+		}()
+		next.ServeHTTP(rec, r)
+		returned = true
+	})
+}
+
+// clientIP is the host part of a RemoteAddr ("192.0.2.1:1234",
+// "[2001:db8::1]:1234"), or the whole of it when it has no port (a Unix
+// socket peer is "@" or empty).
+func clientIP(remoteAddr string) string {
+	host, _, err := net.SplitHostPort(remoteAddr)
+	if err != nil {
+		return remoteAddr
+	}
+	return host
+}
