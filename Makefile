@@ -1,0 +1,65 @@
+# handoff — run `make help` for the targets.
+SHELL := /bin/bash
+GO ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X main.version=$(VERSION)
+BIN := bin
+# Packages the unit tests cover (integration tests carry a build tag).
+PKGS := ./...
+FUZZTIME ?= 10s
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## List the targets with one line each
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sort | awk 'BEGIN{FS=":.*## "}{printf "  %-16s %s\n", $$1, $$2}'
+
+.PHONY: deps
+deps: ## Install the Debian packages the tests need (redis-server, systemd-socket-activate…), if missing
+	@need=""; \
+	command -v systemd-socket-activate >/dev/null || need="$$need systemd"; \
+	command -v redis-server >/dev/null || need="$$need redis-server"; \
+	command -v curl >/dev/null || need="$$need curl"; \
+	if [ -n "$$need" ]; then \
+		echo "installing:$$need"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$need >/dev/null; \
+	fi
+
+.PHONY: build
+build: ## Build bin/handoff and bin/demo-backend
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/handoff ./cmd/handoff
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/demo-backend ./cmd/demo-backend
+
+.PHONY: run
+run: build ## Run two demo backends and handoff in quick mode on 127.0.0.1:8080 (no Redis, no systemd)
+	@set -m; \
+	$(BIN)/demo-backend -listen 127.0.0.1:9001 -name backend-1 & b1=$$!; \
+	$(BIN)/demo-backend -listen 127.0.0.1:9002 -name backend-2 & b2=$$!; \
+	trap 'kill $$b1 $$b2 2>/dev/null' EXIT; \
+	echo "handoff on http://127.0.0.1:8080 -> 127.0.0.1:9001, 127.0.0.1:9002; admin on http://127.0.0.1:9901 (Ctrl-C stops)"; \
+	$(BIN)/handoff -l 127.0.0.1:8080 -b 127.0.0.1:9001 -b 127.0.0.1:9002 -s round_robin --log-format text
+
+.PHONY: test
+test: deps ## Run vet and the whole unit test suite with the race detector
+	$(GO) vet $(PKGS)
+	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+
+.PHONY: lint
+lint: ## go vet, plus staticcheck when installed
+	$(GO) vet $(PKGS)
+	@if command -v staticcheck >/dev/null; then staticcheck $(PKGS); else echo "staticcheck not installed: go install honnef.co/go/tools/cmd/staticcheck@2025.1.1"; fi
+
+.PHONY: fuzz
+fuzz: ## Run every fuzz target for FUZZTIME (default 10s) each
+	@set -e; for pkg in $$($(GO) list ./pkg/...); do \
+		for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+			echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
+		done; \
+	done
+
+.PHONY: clean
+clean: ## Remove build output
+	rm -rf $(BIN)
+
+-include bench/bench.mk
+-include integration/integration.mk
