@@ -1,0 +1,250 @@
+package proxy
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+)
+
+// Canonical header keys, written directly into header maps to skip
+// canonicalisation on the hot path.
+const (
+	hdrForwarded     = "Forwarded"
+	hdrXForwardedFor = "X-Forwarded-For"
+	hdrXForwardedHst = "X-Forwarded-Host"
+	hdrXForwardedPrt = "X-Forwarded-Proto"
+	hdrVia           = "Via"
+	hdrRequestID     = "X-Request-Id"
+	hdrUpgrade       = "Upgrade"
+	hdrConnection    = "Connection"
+	hdrHTTP2Settings = "Http2-Settings"
+)
+
+// maxRequestIDLen bounds an incoming X-Request-Id that is propagated.
+const maxRequestIDLen = 200
+
+// forwarding rewrites the forwarding headers of one outgoing request. It
+// holds only immutable settings, so one value serves all requests.
+type forwarding struct {
+	trusted []netip.Prefix
+	via     string // pseudonym, a token
+}
+
+// peerAddr returns the IP of the connection's peer, or the zero Addr when
+// RemoteAddr is not an IP (a Unix socket peer).
+func peerAddr(remoteAddr string) netip.Addr {
+	ap, err := netip.ParseAddrPort(remoteAddr)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap()
+}
+
+// isTrusted reports whether ip belongs to a trusted proxy.
+func (f *forwarding) isTrusted(ip netip.Addr) bool {
+	if !ip.IsValid() {
+		return false
+	}
+	ip = ip.WithZone("")
+	for _, p := range f.trusted {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// apply sets X-Forwarded-For/-Proto/-Host, Forwarded, Via and X-Request-Id
+// on out (the outgoing header, from which ReverseProxy already removed the
+// incoming forwarding headers) from in (the client's request).
+//
+// From a trusted peer the incoming chain is validated and extended; from
+// anyone else it is replaced, so a client cannot forge the addresses a
+// backend sees. A peer that is not an IP (a Unix socket) adds nothing to
+// X-Forwarded-For and appears as for=unknown in Forwarded (RFC 7239 §6.2).
+func (f *forwarding) apply(out http.Header, in *http.Request, requestID string) {
+	peer := peerAddr(in.RemoteAddr)
+	trusted := f.isTrusted(peer)
+	proto := "http"
+	if in.TLS != nil {
+		proto = "https"
+	}
+
+	// X-Forwarded-For: the de facto list of addresses, oldest first.
+	var xff string
+	if trusted {
+		if prior := in.Header[hdrXForwardedFor]; len(prior) > 0 {
+			if _, err := ParseXForwardedFor(prior); err == nil {
+				xff = joinListElements(prior)
+			}
+		}
+	}
+	if peer.IsValid() {
+		if xff != "" {
+			xff += ", " + peer.String()
+		} else {
+			xff = peer.String()
+		}
+	}
+	if xff != "" {
+		out[hdrXForwardedFor] = []string{xff}
+	}
+
+	// X-Forwarded-Proto: the scheme the original client used.
+	xfp := proto
+	if trusted {
+		if v := in.Header[hdrXForwardedPrt]; len(v) == 1 && validScheme(v[0]) {
+			xfp = strings.ToLower(v[0])
+		}
+	}
+	out[hdrXForwardedPrt] = []string{xfp}
+
+	// X-Forwarded-Host: the Host the original client asked for.
+	xfh := in.Host
+	if trusted {
+		if v := in.Header[hdrXForwardedHst]; len(v) == 1 && validHost(v[0]) {
+			xfh = v[0]
+		}
+	}
+	if xfh != "" {
+		out[hdrXForwardedHst] = []string{xfh}
+	}
+
+	// RFC 7239 Forwarded: a trusted peer's well-formed chain is kept and
+	// our element appended (§4: each proxy appends one element); a
+	// malformed one is dropped rather than passed on as garbage.
+	var fwd []byte
+	if trusted {
+		if prior := in.Header[hdrForwarded]; len(prior) > 0 {
+			if elems, err := ParseForwarded(prior); err == nil && len(elems) > 0 {
+				fwd = AppendForwarded(fwd, elems)
+				fwd = append(fwd, ", "...)
+			}
+		}
+	}
+	fwd = append(fwd, "for="...)
+	fwd = appendForwardedValue(fwd, forwardedNode(peer))
+	if validHost(in.Host) {
+		fwd = append(fwd, ";host="...)
+		fwd = appendForwardedValue(fwd, in.Host)
+	}
+	fwd = append(fwd, ";proto="...)
+	fwd = append(fwd, proto...)
+	out[hdrForwarded] = []string{string(fwd)}
+
+	// RFC 9110 §7.6.3: a proxy MUST add itself to Via, with the protocol
+	// version it received the request with ("2" for HTTP/2).
+	via := viaEntry(in.ProtoMajor, in.ProtoMinor, f.via)
+	if prior := in.Header[hdrVia]; len(prior) > 0 {
+		via = joinListElements(prior) + ", " + via
+	}
+	out[hdrVia] = []string{via}
+
+	out[hdrRequestID] = []string{requestID}
+}
+
+// viaEntry formats one Via element: received-protocol and pseudonym
+// (RFC 9110 §7.6.3; the protocol name is omitted for HTTP).
+func viaEntry(major, minor int, pseudonym string) string {
+	switch {
+	case major == 1 && minor == 1:
+		return "1.1 " + pseudonym
+	case major >= 2:
+		return strconv.Itoa(major) + " " + pseudonym
+	default:
+		return strconv.Itoa(major) + "." + strconv.Itoa(minor) + " " + pseudonym
+	}
+}
+
+// joinListElements folds several field lines of a list-based field into
+// one (RFC 9110 §5.3), dropping empty ones.
+func joinListElements(vs []string) string {
+	if len(vs) == 1 {
+		return strings.Trim(vs[0], " \t")
+	}
+	var b strings.Builder
+	for _, v := range vs {
+		v = strings.Trim(v, " \t")
+		if v == "" {
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(v)
+	}
+	return b.String()
+}
+
+// requestID returns the incoming X-Request-Id when it is a sane token (one
+// field line, 1 to 200 visible ASCII characters, as nginx and Caddy
+// propagate it from anyone) and a new random 128-bit hex id otherwise.
+func requestID(h http.Header) string {
+	if v := h[hdrRequestID]; len(v) == 1 && saneRequestID(v[0]) {
+		return v[0]
+	}
+	return newRequestID()
+}
+
+func saneRequestID(s string) bool {
+	if s == "" || len(s) > maxRequestIDLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x21 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+func newRequestID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+).
+	return hex.EncodeToString(b[:])
+}
+
+// stripH2CUpgrade removes an "Upgrade: h2c" offer from the outgoing
+// header, so that the request is forwarded as a plain request. Forwarding
+// it lets a client that the backend upgrades to HTTP/2 talk to the backend
+// directly on a tunnel the proxy no longer inspects (h2c smuggling, Bishop
+// Fox 2020). HTTP2-Settings is connection-specific (RFC 7540 §3.2.1) and
+// is always removed.
+func stripH2CUpgrade(in, out http.Header) {
+	delete(out, hdrHTTP2Settings)
+	if !headerContainsToken(in[hdrUpgrade], "h2c") {
+		return
+	}
+	delete(out, hdrUpgrade)
+	delete(out, hdrConnection)
+}
+
+// ClientIP returns the address of the client that sent r: the connection's
+// peer, or, when the peer is a trusted proxy, the right-most address in
+// X-Forwarded-For that is not itself trusted (the left-most one when all
+// are). A malformed X-Forwarded-For is ignored. The zero Addr means the
+// peer is not an IP (a Unix socket) and no trusted header says otherwise.
+//
+// It is what balance.Options.TrustedClientIP needs for hashing on the
+// client address behind another proxy.
+func ClientIP(r *http.Request, trusted []netip.Prefix) netip.Addr {
+	f := forwarding{trusted: trusted}
+	peer := peerAddr(r.RemoteAddr)
+	if !f.isTrusted(peer) {
+		return peer
+	}
+	chain, err := ParseXForwardedFor(r.Header[hdrXForwardedFor])
+	if err != nil || len(chain) == 0 {
+		return peer
+	}
+	for i := len(chain) - 1; i >= 0; i-- {
+		ip := chain[i].Unmap()
+		if !f.isTrusted(ip) {
+			return ip
+		}
+	}
+	return chain[0].Unmap()
+}
