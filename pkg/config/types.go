@@ -32,6 +32,11 @@ type Config struct {
 	// ShutdownTimeout bounds how long SIGTERM waits for in-flight requests.
 	// Zero means 30s.
 	ShutdownTimeout time.Duration `koanf:"shutdown_timeout" json:"shutdown_timeout" yaml:"shutdown_timeout"`
+	// IdleExit makes handoff exit cleanly once it has had no open client
+	// connection and no request in flight for this long: with socket
+	// activation systemd keeps the listening socket and starts handoff
+	// again on the next connection ("serverless-style"). Zero means never.
+	IdleExit time.Duration `koanf:"idle_exit" json:"idle_exit" yaml:"idle_exit"`
 }
 
 // Listener protocols.

@@ -1,0 +1,71 @@
+package config
+
+import (
+	"reflect"
+	"slices"
+	"testing"
+	"time"
+)
+
+func TestStaticChanges(t *testing.T) {
+	base := func() *Config {
+		c := validConfig()
+		c.Listeners = append(c.Listeners, Listener{Name: "web", Address: ":443", Protocol: ProtocolHTTPS,
+			TLS: &ListenerTLS{Certificates: []Certificate{{Cert: "/a.crt", Key: "/a.key"}}}})
+		c.ApplyDefaults()
+		return c
+	}
+	tests := []struct {
+		name   string
+		mutate func(c *Config)
+		want   []string
+	}{
+		{name: "nothing", mutate: func(c *Config) {}},
+		{name: "dynamic only", mutate: func(c *Config) {
+			c.Routes = c.Routes[:1]
+			c.TrustedProxies = []string{"10.0.0.0/8"}
+			setUpstream(c, "api", func(u *Upstream) { u.Targets[0].Weight = 9 })
+		}},
+		{name: "listeners reordered", mutate: func(c *Config) { slices.Reverse(c.Listeners) }},
+		{name: "admin", mutate: func(c *Config) { c.Admin.Listen = "off" }, want: []string{"admin.listen"}},
+		{name: "process-wide", mutate: func(c *Config) {
+			c.Log.Level = "debug"
+			c.Log.Access = new(false)
+			c.Timeouts.Request = time.Minute
+			c.Limits.MaxHeaderBytes = 1
+			c.ShutdownTimeout = time.Second
+		}, want: []string{"limits.max_header_bytes", "log.access", "log.level", "shutdown_timeout", "timeouts.request"}},
+		{name: "listener address", mutate: func(c *Config) { c.Listeners[0].Address = ":81" }, want: []string{`listeners["http"].address`}},
+		{name: "listener certificate", mutate: func(c *Config) { c.Listeners[1].TLS.Certificates[0].Cert = "/b.crt" },
+			want: []string{`listeners["web"].tls.certificates[0].cert`}},
+		{name: "listener added", mutate: func(c *Config) {
+			c.Listeners = append(c.Listeners, Listener{Name: "new", Address: ":82", Protocol: "http"})
+		},
+			want: []string{`listeners["new"]`, `listeners["new"].address`, `listeners["new"].name`, `listeners["new"].protocol`}},
+		{name: "listener removed", mutate: func(c *Config) { c.Listeners = c.Listeners[1:] },
+			want: []string{`listeners["http"]`, `listeners["http"].address`, `listeners["http"].name`, `listeners["http"].protocol`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			old, cur := base(), base()
+			tt.mutate(cur)
+			if got := StaticChanges(old, cur); !slices.Equal(got, tt.want) {
+				t.Errorf("StaticChanges = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestStatic(t *testing.T) {
+	c := loadFull(t).Config
+	s := c.Static()
+	want := Static{Listeners: c.Listeners, Admin: c.Admin, Log: c.Log, Timeouts: c.Timeouts, Limits: c.Limits, ShutdownTimeout: c.ShutdownTimeout}
+	if !reflect.DeepEqual(s, want) {
+		t.Errorf("Static() = %+v, want %+v", s, want)
+	}
+	s.Listeners[0].Name = "changed"
+	*s.Log.Access = true
+	if c.Listeners[0].Name == "changed" || *c.Log.Access {
+		t.Error("Static shares memory with the config")
+	}
+}

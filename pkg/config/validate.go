@@ -1,0 +1,612 @@
+package config
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"maps"
+	"net"
+	"net/netip"
+	"net/url"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Allowed values of the enumerated keys.
+var (
+	protocols  = []string{ProtocolHTTP, ProtocolHTTPS}
+	logLevels  = []string{"debug", "info", "warn", "error"}
+	logFormats = []string{"json", "text"}
+	tlsVersion = []string{"1.2", "1.3"}
+)
+
+// AdminOff is the admin.listen value that disables the admin API.
+const AdminOff = "off"
+
+// maxNameLen is the longest listener name: sd_pid_notify_with_fds(3)
+// limits FDNAME= to 255 bytes.
+const maxNameLen = 255
+
+// maxUnixPath is the longest Unix socket path: sun_path holds 108 bytes
+// including the terminating NUL (unix(7)).
+const maxUnixPath = 107
+
+// Validate checks c and returns an Errors with every problem found, or
+// nil. Zero values that mean a default are accepted, so it works on a
+// Config built by hand as well as on one from Load (which has called
+// ApplyDefaults). activated are the names of the sockets systemd passed
+// (LISTEN_FDNAMES, taken literally): a listener without an address must be
+// one of them. Validate reads the TLS certificate, key and CA files the
+// config names, to report unreadable or mismatched ones now rather than
+// at the first handshake.
+func (c *Config) Validate(activated []string) error {
+	v := validator{activated: activated}
+	v.config(c)
+	return v.errs.result()
+}
+
+// validator collects problems and warnings about one Config.
+type validator struct {
+	activated   []string
+	errs, warns errorList
+}
+
+func (v *validator) config(c *Config) {
+	v.listeners(c)
+	v.admin(c)
+	oneOf(&v.errs, "log.level", c.Log.Level, logLevels)
+	oneOf(&v.errs, "log.format", c.Log.Format, logFormats)
+	for i, p := range c.TrustedProxies {
+		if err := checkProxy(p); err != nil {
+			v.errs.add(indexKey("trusted_proxies", i), "%v", err)
+		}
+	}
+	v.upstreams(c)
+	v.routes(c)
+	v.negatives("", reflect.ValueOf(c).Elem())
+}
+
+// oneOf checks an enumerated value; empty means the default.
+func oneOf(l *errorList, key, val string, allowed []string) {
+	if val != "" && !slices.Contains(allowed, val) {
+		l.add(key, "%q is not allowed (allowed: %s)", val, strings.Join(allowed, ", "))
+	}
+}
+
+// validName reports whether s is a valid listener or upstream name.
+func validName(s string) bool {
+	if s == "" || len(s) > maxNameLen {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '.' || r == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+func (v *validator) listeners(c *Config) {
+	if len(c.Listeners) == 0 {
+		msg := "no listeners: give -l or configure listeners"
+		if len(v.activated) > 0 {
+			msg += fmt.Sprintf(" (systemd passed sockets named %s: name a listener after one of them)", strings.Join(v.activated, ", "))
+		}
+		v.errs.add("listeners", "%s", msg)
+		return
+	}
+	names := make(map[string]int)
+	addrs := make(map[string]int)
+	for i, l := range c.Listeners {
+		key := indexKey("listeners", i)
+		switch {
+		case l.Name == "":
+			v.errs.add(joinKey(key, "name"), "required")
+		case len(l.Name) > maxNameLen:
+			v.errs.add(joinKey(key, "name"), "longer than %d bytes (the FDNAME= limit of sd_pid_notify_with_fds(3))", maxNameLen)
+		case !validName(l.Name):
+			v.errs.add(joinKey(key, "name"), "%q is not a valid name: use letters, digits, '_', '.' and '-'", l.Name)
+		case l.Name == "admin":
+			v.errs.add(joinKey(key, "name"), `"admin" is reserved for the admin API's socket`)
+		}
+		if j, dup := names[l.Name]; dup && l.Name != "" {
+			v.errs.add(joinKey(key, "name"), "duplicate listener name %q (also listeners[%d])", l.Name, j)
+		} else {
+			names[l.Name] = i
+		}
+
+		if l.Address == "" {
+			if !slices.Contains(v.activated, l.Name) {
+				passed := "none"
+				if len(v.activated) > 0 {
+					passed = strings.Join(v.activated, ", ")
+				}
+				v.errs.add(joinKey(key, "address"), "required: listener %q has no address and systemd passed no socket of that name (passed: %s)", l.Name, passed)
+			}
+		} else if norm, err := checkListenAddress(l.Address); err != nil {
+			v.errs.add(joinKey(key, "address"), "%v", err)
+		} else if norm != "" {
+			if j, dup := addrs[norm]; dup {
+				v.errs.add(joinKey(key, "address"), "same address as listeners[%d]", j)
+			} else {
+				addrs[norm] = i
+			}
+		}
+
+		oneOf(&v.errs, joinKey(key, "protocol"), l.Protocol, protocols)
+		tlsKey := joinKey(key, "tls")
+		switch {
+		case l.Protocol == ProtocolHTTPS && (l.TLS == nil || len(l.TLS.Certificates) == 0):
+			v.errs.add(joinKey(tlsKey, "certificates"), "required for protocol https")
+		case l.Protocol != ProtocolHTTPS && l.TLS != nil:
+			v.errs.add(tlsKey, "set, but the protocol is not https: set protocol: https, or remove tls")
+		}
+		if l.TLS != nil {
+			oneOf(&v.errs, joinKey(tlsKey, "min_version"), l.TLS.MinVersion, tlsVersion)
+			for j, cert := range l.TLS.Certificates {
+				v.keyPair(indexKey(joinKey(tlsKey, "certificates"), j), cert.Cert, cert.Key, true)
+			}
+		}
+	}
+}
+
+// keyPair checks a certificate and key file pair; required says both must
+// be given, otherwise both or neither.
+func (v *validator) keyPair(key, cert, priv string, required bool) {
+	switch {
+	case cert == "" && priv == "":
+		if required {
+			v.errs.add(joinKey(key, "cert"), "required")
+			v.errs.add(joinKey(key, "key"), "required")
+		}
+		return
+	case cert == "" && required:
+		v.errs.add(joinKey(key, "cert"), "required")
+		return
+	case priv == "" && required:
+		v.errs.add(joinKey(key, "key"), "required")
+		return
+	case cert == "":
+		v.errs.add(joinKey(key, "cert"), "required with key (both or neither)")
+		return
+	case priv == "":
+		v.errs.add(joinKey(key, "key"), "required with cert (both or neither)")
+		return
+	}
+	if _, err := tls.LoadX509KeyPair(cert, priv); err != nil {
+		v.errs.addErr(key, fmt.Sprintf("load certificate %q with key %q", cert, priv), err)
+	}
+}
+
+func (v *validator) admin(c *Config) {
+	a := c.Admin.Listen
+	if a == "" || a == AdminOff {
+		return
+	}
+	norm, err := checkListenAddress(a)
+	if err != nil {
+		v.errs.add("admin.listen", "%v (or %q to disable the admin API)", err, AdminOff)
+		return
+	}
+	for i, l := range c.Listeners {
+		if n, err := checkListenAddress(l.Address); err == nil && n != "" && n == norm {
+			v.errs.add("admin.listen", "same address as listeners[%d]", i)
+		}
+	}
+}
+
+// checkListenAddress checks an address to bind: "host:port", ":port",
+// "[v6]:port", "unix:/abs/path" or "unix:@abstract". It returns a
+// normalized form for finding duplicates, empty when duplicates are fine
+// (port 0: the kernel picks a free port each time).
+func checkListenAddress(a string) (string, error) {
+	if path, ok := strings.CutPrefix(a, "unix:"); ok {
+		switch {
+		case path == "":
+			return "", fmt.Errorf("%q: empty socket path", a)
+		case len(path) > maxUnixPath:
+			return "", fmt.Errorf("%q: socket path longer than %d bytes (sun_path, unix(7))", a, maxUnixPath)
+		case path[0] == '@': // Linux abstract namespace, unix(7)
+			return a, nil
+		case !filepath.IsAbs(path):
+			return "", fmt.Errorf("%q: socket path must be absolute (unix:/run/handoff/http.sock)", a)
+		}
+		return "unix:" + filepath.Clean(path), nil
+	}
+	host, port, err := net.SplitHostPort(a)
+	if err != nil {
+		return "", fmt.Errorf("%q is not host:port, :port, [v6]:port or unix:/path", a)
+	}
+	p, err := strconv.ParseUint(port, 10, 16)
+	if err != nil {
+		return "", fmt.Errorf("%q: port %q is not a number from 0 to 65535", a, port)
+	}
+	if host != "" {
+		if ip, err := netip.ParseAddr(host); err == nil {
+			host = ip.Unmap().String()
+		} else if err := checkDNSName(host); err != nil {
+			return "", fmt.Errorf("%q: host: %w", a, err)
+		}
+	}
+	if p == 0 {
+		return "", nil
+	}
+	return net.JoinHostPort(strings.ToLower(host), strconv.FormatUint(p, 10)), nil
+}
+
+// checkDNSName checks a host name (RFC 1123 §2.1 labels; '_' is accepted
+// because it occurs in real names).
+func checkDNSName(name string) error {
+	n := strings.TrimSuffix(name, ".")
+	if n == "" {
+		return fmt.Errorf("%q: empty host name", name)
+	}
+	if len(n) > 253 {
+		return fmt.Errorf("%q: host name longer than 253 bytes", name)
+	}
+	for label := range strings.SplitSeq(n, ".") {
+		if label == "" || len(label) > 63 {
+			return fmt.Errorf("%q: each label must have 1 to 63 characters", name)
+		}
+		if label[0] == '-' || label[len(label)-1] == '-' {
+			return fmt.Errorf("%q: a label must not start or end with '-'", name)
+		}
+		for _, r := range label {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+				return fmt.Errorf("%q: %q is not allowed in a host name", name, r)
+			}
+		}
+	}
+	return nil
+}
+
+// checkProxy checks a trusted_proxies entry: a CIDR or a bare IP.
+func checkProxy(s string) error {
+	if strings.Contains(s, "/") {
+		if _, err := netip.ParsePrefix(s); err != nil {
+			return fmt.Errorf("%q is not a CIDR (10.0.0.0/8, fd00::/8): %w", s, err)
+		}
+		return nil
+	}
+	if _, err := netip.ParseAddr(s); err != nil {
+		return fmt.Errorf("%q is not an IP address or CIDR: %w", s, err)
+	}
+	return nil
+}
+
+func (v *validator) upstreams(c *Config) {
+	for _, name := range slices.Sorted(maps.Keys(c.Upstreams)) {
+		u := c.Upstreams[name]
+		key := joinKey("upstreams", name)
+		if !validName(name) {
+			v.errs.add(key, "%q is not a valid upstream name: use letters, digits, '_', '.' and '-'", name)
+		}
+		if u.Strategy != "" && !slices.Contains(Strategies(), u.Strategy) {
+			v.errs.add(joinKey(key, "strategy"), "%q is not a strategy (allowed: %s)", u.Strategy, strings.Join(Strategies(), ", "))
+		}
+		if err := checkHashKey(u.HashKey); err != nil {
+			v.errs.add(joinKey(key, "hash_key"), "%v", err)
+		} else if u.HashKey != "" && u.Strategy != StrategyHash {
+			strategy := cmpOr(u.Strategy, StrategyRoundRobin)
+			v.warns.add(joinKey(key, "hash_key"), "ignored: the strategy is %s, not hash", strategy)
+		}
+		if len(u.Targets) == 0 {
+			v.errs.add(joinKey(key, "targets"), "at least one target is required")
+		}
+		seen := make(map[string]int)
+		for i, t := range u.Targets {
+			tkey := indexKey(joinKey(key, "targets"), i)
+			norm, err := checkTargetAddress(t.Address)
+			if err != nil {
+				v.errs.add(joinKey(tkey, "address"), "%v", err)
+				continue
+			}
+			if j, dup := seen[norm]; dup {
+				v.errs.add(joinKey(tkey, "address"), "same target as targets[%d] (%s)", j, norm)
+			} else {
+				seen[norm] = i
+			}
+		}
+		tlsKey := joinKey(key, "tls")
+		if u.TLS.CA != "" {
+			if err := checkCA(u.TLS.CA); err != nil {
+				v.errs.add(joinKey(tlsKey, "ca"), "%v", err)
+			}
+		}
+		v.keyPair(tlsKey, u.TLS.Cert, u.TLS.Key, false)
+	}
+}
+
+func cmpOr(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// checkHashKey checks what the hash strategy hashes.
+func checkHashKey(k string) error {
+	const allowed = "allowed: client_ip, header:<Name>, cookie:<name>"
+	switch {
+	case k == "" || k == defaultHashKey:
+		return nil
+	case strings.HasPrefix(k, "header:"):
+		if name := strings.TrimPrefix(k, "header:"); !isToken(name) {
+			return fmt.Errorf("%q: %q is not a header name", k, name)
+		}
+		return nil
+	case strings.HasPrefix(k, "cookie:"):
+		// RFC 6265 §4.1.1: cookie-name is a token.
+		if name := strings.TrimPrefix(k, "cookie:"); !isToken(name) {
+			return fmt.Errorf("%q: %q is not a cookie name", k, name)
+		}
+		return nil
+	}
+	return fmt.Errorf("%q is not a hash key (%s)", k, allowed)
+}
+
+// isToken reports whether s is an RFC 9110 §5.6.2 token: one or more
+// tchar ("!#$%&'*+-.^_`|~", digits, letters). Header field names (§5.1),
+// method names (§9.1) and cookie names (RFC 6265 §4.1.1) are tokens.
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := range len(s) {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
+			return false
+		}
+	}
+	return true
+}
+
+// validFieldValue reports whether s may be a header field value (RFC 9110
+// §5.5): no control characters other than horizontal tab, and no leading
+// or trailing whitespace (which parsers strip, so it could never match).
+func validFieldValue(s string) bool {
+	for i := range len(s) {
+		if c := s[i]; c < ' ' && c != '\t' || c == 0x7f {
+			return false
+		}
+	}
+	return strings.Trim(s, " \t") == s
+}
+
+// Target schemes, as package upstream reads them.
+var targetSchemes = []string{"http", "https", "h2c"}
+
+// checkTargetAddress checks a target address with the rules of
+// upstream.ParseAddress (which package config cannot import: upstream
+// imports config), plus a valid host and port. It returns the normalized
+// "scheme://host:port". A test checks that every address accepted here is
+// accepted by upstream.ParseAddress.
+func checkTargetAddress(addr string) (string, error) {
+	if addr == "" {
+		return "", fmt.Errorf("required")
+	}
+	raw := addr
+	if !strings.Contains(raw, "://") {
+		raw = "http://" + raw
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", fmt.Errorf("%q is not host:port or scheme://host[:port]", addr)
+	}
+	if !slices.Contains(targetSchemes, u.Scheme) {
+		return "", fmt.Errorf("%q: scheme %q is not allowed (allowed: %s)", addr, u.Scheme, strings.Join(targetSchemes, ", "))
+	}
+	if u.User != nil || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || (u.Path != "" && u.Path != "/") || u.Opaque != "" {
+		return "", fmt.Errorf("%q: only scheme://host[:port] is allowed (no path, query or user)", addr)
+	}
+	host := u.Hostname()
+	if u.Host == "" || host == "" {
+		return "", fmt.Errorf("%q: no host", addr)
+	}
+	if ip, err := netip.ParseAddr(host); err == nil {
+		host = ip.String()
+	} else if strings.HasPrefix(u.Host, "[") {
+		return "", fmt.Errorf("%q: %q is not an IPv6 address", addr, host)
+	} else if err := checkDNSName(host); err != nil {
+		return "", fmt.Errorf("%q: host: %w", addr, err)
+	}
+	port := u.Port()
+	switch {
+	case port == "" && strings.HasSuffix(u.Host, ":"):
+		return "", fmt.Errorf("%q: empty port", addr)
+	case port == "" && u.Scheme == "https":
+		port = "443"
+	case port == "":
+		port = "80"
+	}
+	if p, err := strconv.ParseUint(port, 10, 16); err != nil || p == 0 {
+		return "", fmt.Errorf("%q: port %q is not a number from 1 to 65535", addr, port)
+	}
+	return u.Scheme + "://" + net.JoinHostPort(strings.ToLower(host), port), nil
+}
+
+// checkCA checks that a CA file is readable and holds certificates.
+func checkCA(path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("read CA file: %w", err)
+	}
+	if !x509.NewCertPool().AppendCertsFromPEM(b) {
+		return fmt.Errorf("%q holds no PEM certificates", path)
+	}
+	return nil
+}
+
+func (v *validator) routes(c *Config) {
+	have := slices.Sorted(maps.Keys(c.Upstreams))
+	names := make(map[string]int)
+	matches := make(map[string]int)
+	used := make(map[string]bool)
+	for i, r := range c.Routes {
+		key := indexKey("routes", i)
+		name := r.Name
+		if name == "" {
+			name = "route" + strconv.Itoa(i)
+		}
+		if j, dup := names[name]; dup {
+			v.errs.add(joinKey(key, "name"), "duplicate route name %q (also routes[%d]; unnamed routes are called route<index>)", name, j)
+		} else {
+			names[name] = i
+		}
+		switch _, ok := c.Upstreams[r.Upstream]; {
+		case r.Upstream == "":
+			v.errs.add(joinKey(key, "upstream"), "required")
+		case !ok && len(have) == 0:
+			v.errs.add(joinKey(key, "upstream"), "unknown upstream %q (no upstreams are configured)", r.Upstream)
+		case !ok:
+			v.errs.add(joinKey(key, "upstream"), "unknown upstream %q (have: %s)", r.Upstream, strings.Join(have, ", "))
+		default:
+			used[r.Upstream] = true
+		}
+		if canon, ok := v.match(joinKey(key, "match"), r.Match); ok {
+			if j, dup := matches[canon]; dup {
+				v.errs.add(joinKey(key, "match"), "same conditions as routes[%d] (%q): one of them could never be chosen", j, routeName(c.Routes[j], j))
+			} else {
+				matches[canon] = i
+			}
+		}
+	}
+	for _, name := range have {
+		if !used[name] {
+			v.warns.add(joinKey("upstreams", name), "not used by any route")
+		}
+	}
+}
+
+func routeName(r Route, i int) string {
+	if r.Name != "" {
+		return r.Name
+	}
+	return "route" + strconv.Itoa(i)
+}
+
+// match checks a route's conditions and returns their canonical form, for
+// finding routes that can never be told apart.
+func (v *validator) match(key string, m Match) (string, bool) {
+	ok := true
+	if m.Host != "" {
+		if err := checkHostMatch(m.Host); err != nil {
+			v.errs.add(joinKey(key, "host"), "%v", err)
+			ok = false
+		}
+	}
+	if m.PathPrefix != "" {
+		if err := checkPathPrefix(m.PathPrefix); err != nil {
+			v.errs.add(joinKey(key, "path_prefix"), "%v", err)
+			ok = false
+		}
+	}
+	methods := make([]string, 0, len(m.Methods))
+	for i, meth := range m.Methods {
+		// RFC 9110 §9.1: method = token.
+		if !isToken(meth) {
+			v.errs.add(indexKey(joinKey(key, "methods"), i), "%q is not a method name", meth)
+			ok = false
+		}
+		methods = append(methods, strings.ToUpper(meth))
+	}
+	slices.Sort(methods)
+	methods = slices.Compact(methods)
+	headers := make([]string, 0, len(m.Headers))
+	seen := make(map[string]string)
+	for _, name := range slices.Sorted(maps.Keys(m.Headers)) {
+		hkey := joinKey(joinKey(key, "headers"), name)
+		val := m.Headers[name]
+		// RFC 9110 §5.1: field-name = token; §5.5 for values.
+		if !isToken(name) {
+			v.errs.add(hkey, "%q is not a header name", name)
+			ok = false
+			continue
+		}
+		if !validFieldValue(val) {
+			v.errs.add(hkey, "%q is not a valid header value", val)
+			ok = false
+		}
+		canon := strings.ToLower(name)
+		if other, dup := seen[canon]; dup {
+			v.errs.add(hkey, "same header as %q (header names are case-insensitive)", other)
+			ok = false
+		}
+		seen[canon] = name
+		headers = append(headers, canon+"="+val)
+	}
+	slices.Sort(headers)
+	return fmt.Sprintf("%q %q %q %q", strings.ToLower(strings.TrimSuffix(m.Host, ".")), m.PathPrefix, methods, headers), ok
+}
+
+// checkHostMatch checks a route's host: exact, or "*." and a name.
+func checkHostMatch(h string) error {
+	if h == "*" {
+		return fmt.Errorf(`"*": leave host empty to match any host`)
+	}
+	name, wildcard := strings.CutPrefix(h, "*.")
+	if strings.Contains(name, "*") {
+		return fmt.Errorf("%q: a wildcard must be the whole first label (*.example.com)", h)
+	}
+	if _, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(name, "["), "]")); err == nil {
+		if wildcard {
+			return fmt.Errorf("%q: a wildcard needs a host name, not an IP address", h)
+		}
+		return nil
+	}
+	if _, _, err := net.SplitHostPort(name); err == nil {
+		return fmt.Errorf("%q: the host is matched without the port: leave the port out", h)
+	}
+	return checkDNSName(name)
+}
+
+// checkPathPrefix checks a route's path prefix.
+func checkPathPrefix(p string) error {
+	if !strings.HasPrefix(p, "/") {
+		return fmt.Errorf("%q must start with \"/\"", p)
+	}
+	for _, r := range p {
+		if r <= ' ' || r == 0x7f || r == '?' || r == '#' {
+			return fmt.Errorf("%q: %q is not allowed in a path prefix (no query, fragment, spaces or control characters)", p, r)
+		}
+	}
+	return nil
+}
+
+// negatives reports every negative number and duration: none of the
+// schema's numbers has a meaning below zero.
+func (v *validator) negatives(key string, rv reflect.Value) {
+	switch rv.Kind() {
+	case reflect.Pointer:
+		if !rv.IsNil() {
+			v.negatives(key, rv.Elem())
+		}
+	case reflect.Struct:
+		for _, f := range fieldsOf(rv.Type()) {
+			v.negatives(joinKey(key, f.name), rv.FieldByIndex(f.sf.Index))
+		}
+	case reflect.Slice:
+		for i := range rv.Len() {
+			v.negatives(indexKey(key, i), rv.Index(i))
+		}
+	case reflect.Map:
+		for _, k := range rv.MapKeys() {
+			v.negatives(joinKey(key, k.String()), rv.MapIndex(k))
+		}
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64, reflect.Float32, reflect.Float64:
+		n, _ := number(rv.Interface())
+		if n >= 0 {
+			return
+		}
+		if rv.Type() == durationType {
+			v.errs.add(key, "must not be negative (got %s)", time.Duration(rv.Int()))
+		} else {
+			v.errs.add(key, "must not be negative (got %v)", rv.Interface())
+		}
+	}
+}
