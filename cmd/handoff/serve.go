@@ -8,6 +8,8 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -29,21 +31,17 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, env 
 		return usagef("unexpected argument %q", g.fs.Arg(0))
 	}
 	getenv := envLookup(env)
+	actEnv := activation.Env{Getenv: getenv}
+	quick := len(g.backends) > 0
 
-	// sd_listen_fds(3): take the sockets systemd passed before anything
-	// else, so their names can satisfy listeners without an address.
-	passed, err := activation.Passed(activation.Options{Getenv: getenv, Unsetenv: os.Unsetenv, Pid: os.Getpid()})
+	// sd_listen_fds(3): the names of the sockets systemd (or an upgrading
+	// parent) passed decide which listeners may go without an address, so
+	// read them before loading the config; take the sockets after.
+	passed, err := activation.PassedNames(actEnv)
 	if err != nil {
 		return fmt.Errorf("socket activation: %w", err)
 	}
-	defer passed.Close()
-	quick := len(g.backends) > 0
-	if quick {
-		// Quick mode: a single unnamed fd serves the "http" listener.
-		passed.RenameUnnamed("http")
-	}
-
-	opts := g.loadOptions(env, passed.Names())
+	opts := g.loadOptions(configEnv(env), passed)
 	load := func() (*config.Config, error) {
 		loaded, err := config.Load(opts)
 		if err != nil {
@@ -60,19 +58,32 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, env 
 	if len(loaded.Files) > 0 {
 		logger.Info("config loaded", "files", loaded.Files)
 	}
+	for _, w := range loaded.Warnings {
+		logger.Warn("config", "warning", w.Error())
+	}
 
 	wants := make([]activation.Want, 0, len(cfg.Listeners)+1)
 	for _, l := range cfg.Listeners {
 		wants = append(wants, activation.Want{Name: l.Name, Address: l.Address})
 	}
 	adminAddr := cfg.Admin.Listen
-	if adminAddr != "off" || passed.Has(adminFDName) {
-		if adminAddr == "off" {
-			adminAddr = ""
-		}
+	if adminAddr == config.AdminOff {
+		adminAddr = ""
+	}
+	if adminAddr != "" || slices.Contains(passed, adminFDName) {
 		wants = append(wants, activation.Want{Name: adminFDName, Address: adminAddr})
 	}
-	set, err := activation.Listen(passed, wants)
+	lopts := activation.Options{
+		// The real process environment: Listen unsets LISTEN_* so
+		// that children do not inherit them.
+		Env:    activation.Env{Getenv: getenv},
+		Logger: logger,
+	}
+	if quick {
+		// Quick mode: a single unnamed fd serves the "http" listener.
+		lopts.SingleUnnamed = config.QuickListener
+	}
+	set, err := activation.Listen(ctx, lopts, wants)
 	if err != nil {
 		return fmt.Errorf("listeners: %w", err)
 	}
@@ -82,7 +93,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, env 
 		listeners[l.Name] = set.Listener(l.Name)
 	}
 
-	notifier, err := activation.NewNotifier(getenv("NOTIFY_SOCKET"))
+	notifier, err := activation.NewNotifier(activation.NotifierOptions{Env: actEnv})
 	if err != nil {
 		logger.Warn("sd_notify unavailable", "error", err)
 	}
@@ -129,15 +140,14 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, env 
 	// sd_watchdog_enabled(3): ping at half WATCHDOG_USEC while the main
 	// loop answers.
 	wd, err := activation.NewWatchdog(activation.WatchdogOptions{
-		Getenv:   getenv,
-		Pid:      os.Getpid(),
-		Notifier: notifier,
-		Healthy:  srv.Healthy,
-		Logger:   logger,
+		Env:     actEnv,
+		Pinger:  notifier,
+		Healthy: srv.Healthy,
+		Logger:  logger,
 	})
 	if err != nil {
 		logger.Warn("watchdog disabled", "error", err)
-	} else if wd != nil {
+	} else if wd.Enabled() {
 		wd.Start()
 		defer wd.Close()
 	}
@@ -145,6 +155,20 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, env 
 	err = srv.Run(ctx)
 	cancel()
 	return err
+}
+
+// configEnv drops the variables that are not config keys but share the
+// HANDOFF_ prefix (the upgrade handshake's), which config would reject.
+func configEnv(env []string) []string {
+	out := make([]string, 0, len(env))
+	for _, kv := range env {
+		k, _, _ := strings.Cut(kv, "=")
+		if activation.IsInternalEnv(k) {
+			continue
+		}
+		out = append(out, kv)
+	}
+	return out
 }
 
 // envLookup turns an environment list into a getenv func, so that run

@@ -37,10 +37,10 @@ import (
 // Notifier is what the server tells its supervisor (sd_notify(3)). A nil
 // Notifier in Options means nobody listens.
 type Notifier interface {
-	Ready() error
+	// Send sends the lines in one datagram.
+	Send(lines ...string) error
+	// Reloading sends RELOADING=1 with MONOTONIC_USEC.
 	Reloading() error
-	Stopping() error
-	Status(string) error
 }
 
 // Options configure a Server.
@@ -144,8 +144,10 @@ func New(opts Options) (*Server, error) {
 	s.metrics = metrics.New(metrics.Options{
 		Version: opts.Version,
 		Pools:   s.pools,
+		Now:     opts.Now,
+		Logger:  opts.Logger,
 	})
-	s.tports = proxy.NewTransports()
+	s.tports = proxy.NewTransports(opts.Logger)
 	for _, l := range opts.Config.Listeners {
 		if _, ok := opts.Listeners[l.Name]; !ok {
 			return nil, fmt.Errorf("server: no listener for %q", l.Name)
@@ -188,7 +190,13 @@ func (s *Server) build(cfg *config.Config) (*dynamic, error) {
 		if err != nil {
 			return nil, err
 		}
-		sel, err := balance.New(pool, balance.Options{})
+		sel, err := balance.New(pool, balance.Options{TrustedClientIP: func(r *http.Request) string {
+			ip := proxy.ClientIP(r, trusted)
+			if !ip.IsValid() {
+				return ""
+			}
+			return ip.String()
+		}})
 		if err != nil {
 			return nil, fmt.Errorf("upstream %q: %w", name, err)
 		}
@@ -313,8 +321,7 @@ func (s *Server) Run(ctx context.Context) error {
 		}()
 	}
 
-	s.notify(func(n Notifier) error { return n.Ready() })
-	s.setStatus("serving")
+	s.notifyStatus("serving", "READY=1")
 	adminAddr := "off"
 	if s.opts.Admin != nil {
 		adminAddr = s.opts.Admin.Addr().String()
@@ -322,13 +329,10 @@ func (s *Server) Run(ctx context.Context) error {
 	s.log.Info("serving", "listeners", listenerSummary(cfg, s.opts.Listeners), "admin", adminAddr,
 		"routes", len(cfg.Routes), "upstreams", len(cfg.Upstreams), "version", s.opts.Version)
 
-	var idle <-chan time.Time
-	var idleTicker *time.Ticker
-	if cfg.IdleExit > 0 {
-		idleTicker = time.NewTicker(min(cfg.IdleExit/4, time.Second))
-		defer idleTicker.Stop()
-		idle = idleTicker.C
-	}
+	// idle_exit is reloadable: the ticker always runs and reads the
+	// current value.
+	idleTicker := time.NewTicker(250 * time.Millisecond)
+	defer idleTicker.Stop()
 
 	var runErr error
 loop:
@@ -343,9 +347,9 @@ loop:
 			reply <- s.reload()
 		case reply := <-s.pingCh:
 			close(reply)
-		case <-idle:
-			if s.idleFor() >= cfg.IdleExit {
-				s.log.Info("idle, exiting", "idle_exit", cfg.IdleExit)
+		case <-idleTicker.C:
+			if d := s.cfg.Load().IdleExit; d > 0 && s.idleFor() >= d {
+				s.log.Info("idle, exiting", "idle_exit", d)
 				break loop
 			}
 		}
@@ -367,8 +371,7 @@ func (s *Server) idleFor() time.Duration {
 
 func (s *Server) shutdown(servers []*http.Server, adminSrv *http.Server, cancelBase context.CancelFunc) {
 	s.shuttingDwn.Store(true)
-	s.notify(func(n Notifier) error { return n.Stopping() })
-	s.setStatus("draining")
+	s.notifyStatus("draining", "STOPPING=1")
 	timeout := s.opts.Config.ShutdownTimeout
 	if timeout <= 0 {
 		timeout = 30 * time.Second
@@ -492,7 +495,8 @@ func (s *Server) reload() ReloadResult {
 	// sd_notify(3): RELOADING=1 with MONOTONIC_USEC, and READY=1 must
 	// follow even when the reload fails, or the unit hangs in "reloading".
 	s.notify(func(n Notifier) error { return n.Reloading() })
-	defer s.notify(func(n Notifier) error { return n.Ready() })
+	status := "reloaded"
+	defer func() { s.notifyStatus(status, "READY=1") }()
 
 	res := ReloadResult{Generation: s.reloads.Add(1)}
 	defer func() {
@@ -511,15 +515,13 @@ func (s *Server) reload() ReloadResult {
 		res.Error = err.Error()
 		s.metrics.Reload(false)
 		s.log.Error("reload failed, keeping the running config", "error", err)
-		s.setStatus("reload failed, old config serving: " + firstLine(err.Error()))
+		status = "reload failed, old config serving: " + firstLine(err.Error())
 		return res
 	}
 	s.metrics.Reload(true)
 	s.log.Info("config reloaded", "routes", len(cfg.Routes), "upstreams", len(cfg.Upstreams), "static_changes", res.StaticChanges)
 	if len(res.StaticChanges) > 0 {
-		s.setStatus("reloaded; restart needed for: " + strings.Join(res.StaticChanges, ", "))
-	} else {
-		s.setStatus("reloaded")
+		status = "reloaded; restart needed for: " + strings.Join(res.StaticChanges, ", ")
 	}
 	return res
 }
@@ -583,8 +585,10 @@ func (s *Server) notify(f func(Notifier) error) {
 	}
 }
 
-// setStatus sends STATUS= with a one-line summary (sd_notify(3)).
-func (s *Server) setStatus(state string) {
+// notifyStatus sends the state lines (READY=1, STOPPING=1) together with
+// STATUS= and a one-line summary in one datagram, so that systemctl status
+// never shows a state with a stale reason (sd_notify(3)).
+func (s *Server) notifyStatus(state string, lines ...string) {
 	if s.opts.Notifier == nil {
 		return
 	}
@@ -595,9 +599,10 @@ func (s *Server) setStatus(state string) {
 		healthy += p.Healthy(now)
 		total += len(p.Targets)
 	}
-	msg := fmt.Sprintf("%s: %d listeners, %d routes, %d upstreams, targets %d/%d healthy",
-		state, len(cfg.Listeners), len(cfg.Routes), len(cfg.Upstreams), healthy, total)
-	s.notify(func(n Notifier) error { return n.Status(msg) })
+	// STATUS= is one line: a multi-line reason is cut at the first.
+	msg := fmt.Sprintf("STATUS=%s: %d listeners, %d routes, %d upstreams, targets %d/%d healthy",
+		firstLine(state), len(cfg.Listeners), len(cfg.Routes), len(cfg.Upstreams), healthy, total)
+	s.notify(func(n Notifier) error { return n.Send(append(lines, msg)...) })
 }
 
 func listenerSummary(cfg *config.Config, lns map[string]net.Listener) []string {
