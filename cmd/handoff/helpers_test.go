@@ -57,6 +57,7 @@ type proc struct {
 	lines  []string
 	ready  chan map[string]string // listener name -> address, from the "serving" log line
 	exited chan error
+	state  *os.ProcessState
 }
 
 // start runs handoff with args and env (added to a minimal environment)
@@ -108,14 +109,26 @@ func startCmd(t *testing.T, cmd *exec.Cmd, env ...string) *proc {
 			}
 		}
 	}()
+	// Wait on the process itself, not on its stdout: after an upgrade the
+	// new process inherits stdout and keeps the pipe open.
 	go func() {
-		<-scanDone
-		p.exited <- cmd.Wait()
+		st, err := cmd.Process.Wait()
+		p.mu.Lock()
+		p.state = st
+		p.mu.Unlock()
+		p.exited <- err
 	}()
 	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
+		select {
+		case err := <-p.exited:
+			p.exited <- err
+		default:
 			_ = cmd.Process.Kill()
-			<-p.exited
+		}
+		// Reading stdout ends once every holder of the pipe is gone.
+		select {
+		case <-scanDone:
+		case <-time.After(5 * time.Second):
 		}
 		if t.Failed() {
 			t.Logf("handoff output:\n%s", p.output())
@@ -157,8 +170,11 @@ func (p *proc) signal(sig syscall.Signal) {
 func (p *proc) wait(d time.Duration) int {
 	p.t.Helper()
 	select {
-	case <-p.exited:
-		return p.cmd.ProcessState.ExitCode()
+	case err := <-p.exited:
+		p.exited <- err // later waits see it too
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return p.state.ExitCode()
 	case <-time.After(d):
 		p.t.Fatalf("handoff did not exit within %s\n%s", d, p.output())
 		return -1
@@ -285,3 +301,5 @@ func expectNotify(t *testing.T, ch <-chan string, want string, d time.Duration) 
 		}
 	}
 }
+
+func execCommand(path string, args ...string) *exec.Cmd { return exec.Command(path, args...) }

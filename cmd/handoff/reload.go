@@ -36,34 +36,20 @@ func runReload(ctx context.Context, args []string, stdout, stderr io.Writer, env
 		}
 		return err
 	}
-	var pid int
-	switch g.fs.NArg() {
-	case 0:
-	case 1:
-		p, err := strconv.Atoi(g.fs.Arg(0))
-		if err != nil || p <= 1 {
-			return usagef("reload: %q is not a process id", g.fs.Arg(0))
-		}
-		pid = p
-	default:
-		return usagef("reload takes at most one PID, got %q", g.fs.Args())
+	pid, err := pidArg(g)
+	if err != nil {
+		return err
 	}
-
-	addr := g.admin
-	if addr == "" {
-		// Learn the admin address the way serve does; a config that does
-		// not load is reported by the reload itself, so fall back to the
-		// default address here.
-		opts := g.loadOptions(env, nil)
-		opts.AssumeActivated = true
-		if loaded, err := config.Load(opts); err == nil {
-			addr = loaded.Config.Admin.Listen
-		} else {
-			addr = config.Default().Admin.Listen
-		}
-	}
+	addr := adminAddr(g, env)
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
+	if pid != 0 && binaryReplaced(pid) {
+		// A package upgrade renamed a new binary over the running one:
+		// `systemctl reload` then means "run the new binary", without
+		// dropping a connection (see handoff upgrade).
+		fmt.Fprintf(stdout, "binary of %d was replaced on disk: upgrading instead of reloading\n", pid)
+		return upgradeProcess(ctx, addr, pid, stdout, stderr)
+	}
 	if addr != "off" {
 		err := reloadViaAdmin(ctx, addr, stdout)
 		if err == nil || pid == 0 {
@@ -78,14 +64,49 @@ func runReload(ctx context.Context, args []string, stdout, stderr io.Writer, env
 	if pid == 0 {
 		return usagef("reload: admin API is off: give the PID to signal")
 	}
+	return signalPID(pid, syscall.SIGHUP)
+}
+
+func signalPID(pid int, sig syscall.Signal) error {
 	p, err := os.FindProcess(pid)
 	if err != nil {
 		return fmt.Errorf("find process %d: %w", pid, err)
 	}
-	if err := p.Signal(syscall.SIGHUP); err != nil {
+	if err := p.Signal(sig); err != nil {
 		return fmt.Errorf("signal %d: %w", pid, err)
 	}
 	return nil
+}
+
+// pidArg reads the optional PID argument ($MAINPID in ExecReload=).
+func pidArg(g *globalFlags) (int, error) {
+	switch g.fs.NArg() {
+	case 0:
+		return 0, nil
+	case 1:
+		p, err := strconv.Atoi(g.fs.Arg(0))
+		if err != nil || p <= 1 {
+			return 0, usagef("%q is not a process id", g.fs.Arg(0))
+		}
+		return p, nil
+	default:
+		return 0, usagef("at most one PID, got %q", g.fs.Args())
+	}
+}
+
+// adminAddr is --admin, else the admin address the config gives, learned
+// the way serve does. A config that does not load is reported by the
+// reload itself, so it falls back to the default address here.
+func adminAddr(g *globalFlags, env []string) string {
+	if g.admin != "" {
+		return g.admin
+	}
+	opts := g.loadOptions(configEnv(env), nil)
+	opts.AssumeActivated = true
+	if loaded, err := config.Load(opts); err == nil {
+		return loaded.Config.Admin.Listen
+	}
+	return config.Default().Admin.Listen
 }
 
 type reloadFailed struct{ msg string }
@@ -100,28 +121,13 @@ func unixTransport(path string) *http.Transport {
 }
 
 func reloadViaAdmin(ctx context.Context, addr string, stdout io.Writer) error {
-	url := "http://" + addr + "/api/v1/reload"
-	client := &http.Client{Transport: &http.Transport{}}
-	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
-		url = "http://admin/api/v1/reload"
-		client.Transport = unixTransport(path)
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, nil)
-	if err != nil {
-		return fmt.Errorf("build reload request: %w", err)
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return fmt.Errorf("reload via admin API %s: %w", addr, err)
-	}
-	defer resp.Body.Close()
 	var res struct {
 		Generation    uint64   `json:"generation"`
 		Error         string   `json:"error"`
 		StaticChanges []string `json:"static_changes"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&res); err != nil {
-		return fmt.Errorf("reload via admin API %s: status %s: %w", addr, resp.Status, err)
+	if err := adminPost(ctx, addr, "/api/v1/reload", &res); err != nil {
+		return err
 	}
 	if res.Error != "" {
 		return &reloadFailed{res.Error}
@@ -131,4 +137,85 @@ func reloadViaAdmin(ctx context.Context, addr string, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "static keys changed, effective after restart or upgrade: %s\n", strings.Join(res.StaticChanges, ", "))
 	}
 	return nil
+}
+
+// adminPost POSTs to the admin API at addr ("host:port" or "unix:/path")
+// and decodes the JSON answer into out, whatever the status.
+func adminPost(ctx context.Context, addr, path string, out any) error {
+	url := "http://" + addr + path
+	tr := &http.Transport{}
+	if sock, ok := strings.CutPrefix(addr, "unix:"); ok {
+		url = "http://admin" + path
+		tr = unixTransport(sock)
+	}
+	defer tr.CloseIdleConnections()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, nil)
+	if err != nil {
+		return fmt.Errorf("build request: %w", err)
+	}
+	resp, err := (&http.Client{Transport: tr}).Do(req)
+	if err != nil {
+		return fmt.Errorf("admin API %s: %w", addr, err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("admin API %s%s: status %s: %w", addr, path, resp.Status, err)
+	}
+	return nil
+}
+
+// binaryReplaced reports whether the executable of pid was deleted or
+// replaced on disk since it started: proc(5) marks /proc/PID/exe
+// " (deleted)" then.
+func binaryReplaced(pid int) bool {
+	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	return err == nil && strings.HasSuffix(exe, " (deleted)")
+}
+
+// runUpgrade makes a running handoff replace itself with the binary on
+// disk, keeping every listening socket open.
+func runUpgrade(ctx context.Context, args []string, stdout, stderr io.Writer, env []string) error {
+	g := newGlobalFlags("upgrade", stderr)
+	timeout := g.fs.Duration("timeout", 2*time.Minute, "how long to wait for the new process to serve")
+	if err := g.parse(args); err != nil {
+		if err == pflag.ErrHelp {
+			fmt.Fprintln(stdout, "Usage: handoff upgrade [--admin ADDR] [-c PATH] [PID]")
+			g.fs.SetOutput(stdout)
+			g.fs.PrintDefaults()
+			return nil
+		}
+		return err
+	}
+	pid, err := pidArg(g)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	return upgradeProcess(ctx, adminAddr(g, env), pid, stdout, stderr)
+}
+
+func upgradeProcess(ctx context.Context, addr string, pid int, stdout, stderr io.Writer) error {
+	if addr != "off" {
+		var res struct {
+			PID   int    `json:"pid"`
+			Error string `json:"error"`
+		}
+		err := adminPost(ctx, addr, "/api/v1/upgrade", &res)
+		if err == nil {
+			if res.Error != "" {
+				return fmt.Errorf("upgrade failed, old process still serving: %s", res.Error)
+			}
+			fmt.Fprintf(stdout, "upgraded: new process %d is serving\n", res.PID)
+			return nil
+		}
+		if pid == 0 {
+			return err
+		}
+		fmt.Fprintf(stderr, "handoff: admin API unreachable (%v); sending SIGUSR2 to %d\n", err, pid)
+	}
+	if pid == 0 {
+		return usagef("upgrade: admin API is off: give the PID to signal")
+	}
+	return signalPID(pid, syscall.SIGUSR2)
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/handoff-proxy/handoff/pkg/config"
+	"github.com/handoff-proxy/handoff/pkg/server"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -43,7 +44,11 @@ Usage:
   handoff config [-c PATH] [--sources]
                                  print the effective merged config as YAML
   handoff reload [--admin ADDR] [PID]
-                                 reload a running handoff (ExecReload=)
+                                 reload a running handoff (ExecReload=); upgrades
+                                 instead when PID's binary was replaced on disk
+  handoff upgrade [--admin ADDR] [PID]
+                                 replace a running handoff with the binary on disk
+                                 without closing a socket (or send it SIGUSR2)
   handoff version                print the version
 
 Quick mode, no config file needed:
@@ -134,6 +139,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, env []str
 		return runConfig(args, stdout, stderr, env)
 	case "reload":
 		return runReload(ctx, args, stdout, stderr, env)
+	case "upgrade":
+		return runUpgrade(ctx, args, stdout, stderr, env)
 	case "version":
 		fmt.Fprintln(stdout, versionString())
 		return nil
@@ -160,7 +167,11 @@ func versionString() string {
 			}
 		}
 	}
-	return fmt.Sprintf("handoff %s%s", version, rev)
+	features := "idle_exit upgrade fdstore watchdog"
+	if server.DebugHang {
+		features += " debughang"
+	}
+	return fmt.Sprintf("handoff %s%s\nfeatures: %s", version, rev, features)
 }
 
 // newLogger builds the process logger from the log config. Access logs

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"os/signal"
@@ -17,6 +18,7 @@ import (
 	"github.com/handoff-proxy/handoff/pkg/activation"
 	"github.com/handoff-proxy/handoff/pkg/config"
 	"github.com/handoff-proxy/handoff/pkg/server"
+	"github.com/handoff-proxy/handoff/pkg/upgrade"
 )
 
 // adminFDName is the FileDescriptorName= of the admin socket.
@@ -97,14 +99,40 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, env 
 	if err != nil {
 		logger.Warn("sd_notify unavailable", "error", err)
 	}
+	var readyLines []string
+	if upgrade.StartedByUpgrade(getenv) {
+		// systemd.service(5): with NotifyAccess=all, MAINPID= moves the
+		// service's main process to us.
+		readyLines = append(readyLines, fmt.Sprintf("MAINPID=%d", os.Getpid()))
+	}
 	srv, err := server.New(server.Options{
-		Config:    cfg,
-		Load:      load,
-		Listeners: listeners,
-		Admin:     set.Listener(adminFDName),
-		Notifier:  notifier,
-		Logger:    logger,
-		Version:   version,
+		Config:     cfg,
+		Load:       load,
+		Listeners:  listeners,
+		Admin:      set.Listener(adminFDName),
+		Notifier:   notifier,
+		Logger:     logger,
+		Version:    version,
+		ReadyLines: readyLines,
+		OnReady: func() {
+			if err := upgrade.SignalReady(getenv); err != nil {
+				logger.Error("upgrade: tell the old process we are ready", "error", err)
+			}
+			storeListeners(set, notifier, logger)
+		},
+		Upgrade: func(ctx context.Context) (int, error) {
+			files, err := set.Files()
+			if err != nil {
+				return 0, fmt.Errorf("duplicate listeners: %w", err)
+			}
+			defer closeFiles(files)
+			return upgrade.Start(ctx, upgrade.Options{
+				Args:    append([]string{"serve"}, args...),
+				Environ: env,
+				Files:   files,
+				Logger:  logger,
+			})
+		},
 	})
 	if err != nil {
 		return err
@@ -116,10 +144,14 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, env 
 	defer cancel()
 
 	// SIGHUP reloads (the classic daemon convention; ExecReload= runs
-	// `handoff reload`, which uses the admin API or this signal).
+	// `handoff reload`, which uses the admin API or this signal); SIGUSR2
+	// upgrades to the binary on disk (the nginx and HAProxy convention).
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	usr2 := make(chan os.Signal, 1)
+	signal.Notify(usr2, syscall.SIGUSR2)
+	defer signal.Stop(usr2)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -133,6 +165,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, env 
 					logger.Error("reload", "error", err)
 				}
 				rcancel()
+			case <-usr2:
+				uctx, ucancel := context.WithTimeout(loopCtx, 2*time.Minute)
+				if _, err := srv.Upgrade(uctx); err != nil {
+					logger.Error("upgrade", "error", err)
+				}
+				ucancel()
 			}
 		}
 	}()
@@ -157,13 +195,54 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, env 
 	return err
 }
 
+// storeListeners pushes the listeners handoff bound itself into systemd's
+// fd store (FDSTORE=1, FDNAME=; sd_pid_notify_with_fds(3)), so that on a
+// restart or after a crash systemd hands them back and the kernel keeps
+// queueing connections meanwhile: nothing is refused. It needs
+// FileDescriptorStoreMax= on the unit; without systemd it does nothing.
+func storeListeners(set *activation.Set, n *activation.Notifier, log *slog.Logger) {
+	if !n.Enabled() {
+		return
+	}
+	files, err := set.Files()
+	if err != nil {
+		log.Warn("fd store: duplicate listeners", "error", err)
+		return
+	}
+	defer closeFiles(files)
+	var own []activation.NamedFile
+	for _, f := range files {
+		if !set.FromSystemd(f.Name) {
+			own = append(own, f)
+		}
+	}
+	if len(own) == 0 {
+		return
+	}
+	if err := n.FDStoreAll(own); err != nil {
+		log.Warn("fd store: store listeners", "error", err)
+		return
+	}
+	names := make([]string, 0, len(own))
+	for _, f := range own {
+		names = append(names, f.Name)
+	}
+	log.Info("fd store: listeners stored with systemd", "names", names)
+}
+
+func closeFiles(files []activation.NamedFile) {
+	for _, f := range files {
+		f.File.Close()
+	}
+}
+
 // configEnv drops the variables that are not config keys but share the
 // HANDOFF_ prefix (the upgrade handshake's), which config would reject.
 func configEnv(env []string) []string {
 	out := make([]string, 0, len(env))
 	for _, kv := range env {
 		k, _, _ := strings.Cut(kv, "=")
-		if activation.IsInternalEnv(k) {
+		if upgrade.IsInternalEnv(k) {
 			continue
 		}
 		out = append(out, kv)

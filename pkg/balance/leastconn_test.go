@@ -30,7 +30,7 @@ func TestLeastConnPicksLeastLoaded(t *testing.T) {
 	}{
 		{name: "fewest in flight", weights: []int{1, 1, 1}, inFlight: []int{3, 1, 2}, want: 1},
 		{name: "last target", weights: []int{1, 1, 1}, inFlight: []int{3, 2, 0}, want: 2},
-		{name: "per unit of weight", weights: []int{4, 1}, inFlight: []int{6, 2}, want: 0}, // 1.5 < 2
+		{name: "per unit of weight", weights: []int{4, 1}, inFlight: []int{6, 2}, want: 0},            // 1.5 < 2
 		{name: "weight does not hide overload", weights: []int{4, 1}, inFlight: []int{9, 2}, want: 1}, // 2.25 > 2
 		{name: "least loaded ineligible", weights: []int{1, 1, 1}, inFlight: []int{3, 0, 2}, skip: []int{1}, want: 2},
 	}

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"time"
 )
@@ -34,6 +35,35 @@ func (s *Server) serveReload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(res)
+}
+
+// serveUpgrade is the admin endpoint behind `handoff upgrade`: POST starts
+// the binary on disk with this process's listeners and answers once it
+// serves (200) or failed to (500, this process keeps serving).
+func (s *Server) serveUpgrade(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", "POST")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Minute)
+	defer cancel()
+	pid, err := s.Upgrade(ctx)
+	w.Header().Set("Content-Type", "application/json")
+	res := struct {
+		PID   int    `json:"pid,omitempty"`
+		Error string `json:"error,omitempty"`
+	}{PID: pid}
+	status := http.StatusOK
+	if err != nil {
+		res.Error = err.Error()
+		status = http.StatusInternalServerError
+		if errors.Is(err, ErrUpgradeInProgress) {
+			status = http.StatusConflict
+		}
+	}
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(res)
 }

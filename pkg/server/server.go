@@ -65,6 +65,17 @@ type Options struct {
 	Version string
 	// Now is the clock. Nil means time.Now.
 	Now func() time.Time
+	// ReadyLines are sent along with the first READY=1, e.g. MAINPID=
+	// when this process replaces another on upgrade.
+	ReadyLines []string
+	// OnReady is called once all listeners are serving and READY=1 was
+	// sent. Nil means nothing.
+	OnReady func()
+	// Upgrade starts a replacement process that takes over the
+	// listeners and returns once it is serving (package upgrade). Nil
+	// disables upgrades. On success this server drains and Run returns
+	// without sending STOPPING=1: the new process is the service now.
+	Upgrade func(ctx context.Context) (pid int, err error)
 }
 
 // Server is a running proxy. Create with New, then Run.
@@ -88,6 +99,12 @@ type Server struct {
 	reloads    atomic.Uint64
 	lastReload atomic.Pointer[ReloadResult]
 
+	// fresh holds accepted connections that have not reached a handler
+	// yet; shutdown waits for them (see drain).
+	freshMu  sync.Mutex
+	fresh    map[net.Conn]*connEntry
+	draining atomic.Bool
+
 	inFlight    atomic.Int64
 	conns       atomic.Int64
 	lastActive  atomic.Int64 // unix nanos of the last time inFlight or conns dropped to zero
@@ -96,6 +113,12 @@ type Server struct {
 
 	reloadCh chan chan ReloadResult
 	pingCh   chan chan struct{}
+	// execCh runs a function on the main loop (debug builds use it to
+	// wedge the loop and prove the watchdog).
+	execCh chan func()
+
+	upgrading  sync.Mutex
+	handedOver chan int // receives the new process's pid after an upgrade
 }
 
 // ReloadResult says how a reload went.
@@ -132,13 +155,15 @@ func New(opts Options) (*Server, error) {
 		opts.Now = time.Now
 	}
 	s := &Server{
-		opts:     opts,
-		log:      opts.Logger,
-		now:      opts.Now,
-		registry: upstream.NewRegistry(),
-		certs:    make(map[string]*certStore),
-		reloadCh: make(chan chan ReloadResult),
-		pingCh:   make(chan chan struct{}),
+		opts:       opts,
+		log:        opts.Logger,
+		now:        opts.Now,
+		registry:   upstream.NewRegistry(),
+		certs:      make(map[string]*certStore),
+		reloadCh:   make(chan chan ReloadResult),
+		pingCh:     make(chan chan struct{}),
+		handedOver: make(chan int, 1),
+		fresh:      make(map[net.Conn]*connEntry),
 	}
 	s.lastActive.Store(s.now().UnixNano())
 	s.metrics = metrics.New(metrics.Options{
@@ -257,6 +282,9 @@ func (s *Server) pools() []*upstream.Pool {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.handlers.Add(1)
 	s.inFlight.Add(1)
+	if e, ok := r.Context().Value(connKey{}).(*connEntry); ok && !e.served.Load() {
+		e.served.Store(true)
+	}
 	defer func() {
 		if s.inFlight.Add(-1) == 0 {
 			s.lastActive.Store(s.now().UnixNano())
@@ -266,15 +294,48 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.current.Load().handler.ServeHTTP(w, r)
 }
 
-func (s *Server) connState(_ net.Conn, st http.ConnState) {
+func (s *Server) connState(c net.Conn, st http.ConnState) {
 	switch st {
 	case http.StateNew:
 		s.conns.Add(1)
 	case http.StateHijacked, http.StateClosed:
+		s.freshMu.Lock()
+		delete(s.fresh, c)
+		s.freshMu.Unlock()
 		if s.conns.Add(-1) == 0 {
 			s.lastActive.Store(s.now().UnixNano())
 		}
 	}
+}
+
+type connKey struct{}
+
+// connEntry tracks whether a connection's first request reached a handler.
+type connEntry struct{ served atomic.Bool }
+
+// connContext registers an accepted connection and remembers its entry in
+// the connection's context, so that ServeHTTP can mark it served with one
+// atomic store.
+func (s *Server) connContext(ctx context.Context, c net.Conn) context.Context {
+	e := &connEntry{}
+	s.freshMu.Lock()
+	s.fresh[c] = e
+	s.freshMu.Unlock()
+	return context.WithValue(ctx, connKey{}, e)
+}
+
+// freshConns counts accepted connections whose first request has not
+// reached a handler.
+func (s *Server) freshConns() int {
+	s.freshMu.Lock()
+	defer s.freshMu.Unlock()
+	n := 0
+	for _, e := range s.fresh {
+		if !e.served.Load() {
+			n++
+		}
+	}
+	return n
 }
 
 // Run serves until ctx is cancelled, then drains and returns. It returns an
@@ -300,7 +361,7 @@ func (s *Server) Run(ctx context.Context) error {
 			} else {
 				err = srv.Serve(ln)
 			}
-			if err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err != nil && !errors.Is(err, http.ErrServerClosed) && !(s.draining.Load() && errors.Is(err, net.ErrClosed)) {
 				errc <- fmt.Errorf("listener %q: %w", lc.Name, err)
 			}
 		}()
@@ -321,7 +382,10 @@ func (s *Server) Run(ctx context.Context) error {
 		}()
 	}
 
-	s.notifyStatus("serving", "READY=1")
+	s.notifyStatus("serving", append([]string{"READY=1"}, s.opts.ReadyLines...)...)
+	if s.opts.OnReady != nil {
+		s.opts.OnReady()
+	}
 	adminAddr := "off"
 	if s.opts.Admin != nil {
 		adminAddr = s.opts.Admin.Addr().String()
@@ -335,6 +399,7 @@ func (s *Server) Run(ctx context.Context) error {
 	defer idleTicker.Stop()
 
 	var runErr error
+	handedOver := false
 loop:
 	for {
 		select {
@@ -347,6 +412,12 @@ loop:
 			reply <- s.reload()
 		case reply := <-s.pingCh:
 			close(reply)
+		case f := <-s.execCh:
+			f()
+		case pid := <-s.handedOver:
+			s.log.Info("upgrade: new process is serving, draining", "pid", pid)
+			handedOver = true
+			break loop
 		case <-idleTicker.C:
 			if d := s.cfg.Load().IdleExit; d > 0 && s.idleFor() >= d {
 				s.log.Info("idle, exiting", "idle_exit", d)
@@ -355,7 +426,7 @@ loop:
 		}
 	}
 
-	s.shutdown(servers, adminSrv, cancelBase)
+	s.shutdown(servers, adminSrv, cancelBase, handedOver)
 	serving.Wait()
 	s.tports.Close()
 	return runErr
@@ -369,9 +440,13 @@ func (s *Server) idleFor() time.Duration {
 	return s.now().Sub(time.Unix(0, s.lastActive.Load()))
 }
 
-func (s *Server) shutdown(servers []*http.Server, adminSrv *http.Server, cancelBase context.CancelFunc) {
+func (s *Server) shutdown(servers []*http.Server, adminSrv *http.Server, cancelBase context.CancelFunc, handedOver bool) {
 	s.shuttingDwn.Store(true)
-	s.notifyStatus("draining", "STOPPING=1")
+	if !handedOver {
+		// After an upgrade the new process is the main process; with
+		// NotifyAccess=all a STOPPING=1 from us would stop the service.
+		s.notifyStatus("draining", "STOPPING=1")
+	}
 	timeout := s.opts.Config.ShutdownTimeout
 	if timeout <= 0 {
 		timeout = 30 * time.Second
@@ -379,8 +454,8 @@ func (s *Server) shutdown(servers []*http.Server, adminSrv *http.Server, cancelB
 	s.log.Info("shutting down", "timeout", timeout, "in_flight", s.inFlight.Load())
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	// Stop accepting and close idle keep-alive connections on every
-	// listener at once; Shutdown then waits for active ones.
+	s.drain(ctx, servers)
+	// Shutdown closes what is idle now and waits for active connections.
 	var wg sync.WaitGroup
 	for _, srv := range servers {
 		wg.Add(1)
@@ -415,6 +490,47 @@ func (s *Server) shutdown(servers []*http.Server, adminSrv *http.Server, cancelB
 	}
 }
 
+// freshGrace bounds how long drain waits for accepted connections that
+// have not sent a request yet.
+const freshGrace = 5 * time.Second
+
+// drain prepares Shutdown so that no accepted request goes unanswered.
+// http.Server.Shutdown alone drops a request whose connection was accepted
+// but whose request line was still being read when it started: conn.serve
+// returns without a response once it sees the server shutting down
+// (golang/go#75591). That is exactly what happens to connections the kernel
+// handed over just before a restart or upgrade. So: stop accepting (the
+// socket stays open where systemd, the fd store or the new process holds
+// it, and its backlog goes to them), turn keep-alive off so every
+// connection closes after its current response (RFC 9112 §9.6), then wait
+// until each accepted connection has reached a handler or closed.
+func (s *Server) drain(ctx context.Context, servers []*http.Server) {
+	s.draining.Store(true)
+	for _, ln := range s.opts.Listeners {
+		_ = ln.Close()
+	}
+	for _, srv := range servers {
+		// Closes idle HTTP/1 connections; a client racing a request onto
+		// one sees the close before any byte of a response and may retry
+		// it (RFC 9112 §9.3.1), as with every HTTP/1.1 server.
+		srv.SetKeepAlivesEnabled(false)
+	}
+	deadline := time.NewTimer(freshGrace)
+	defer deadline.Stop()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for s.freshConns() > 0 {
+		select {
+		case <-ctx.Done():
+			return
+		case <-deadline.C:
+			s.log.Info("drain: connections that sent no request yet are closed", "count", s.freshConns())
+			return
+		case <-tick.C:
+		}
+	}
+}
+
 func (s *Server) httpServer(lc config.Listener, cfg *config.Config, base context.Context) *http.Server {
 	srv := &http.Server{
 		Handler:           s,
@@ -422,6 +538,7 @@ func (s *Server) httpServer(lc config.Listener, cfg *config.Config, base context
 		IdleTimeout:       orDefault(cfg.Timeouts.Idle, 120*time.Second),
 		MaxHeaderBytes:    cfg.Limits.MaxHeaderBytes,
 		ConnState:         s.connState,
+		ConnContext:       s.connContext,
 		BaseContext:       func(net.Listener) context.Context { return base },
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
@@ -642,5 +759,42 @@ func (s *Server) adminHandler() http.Handler {
 		Logger:    s.log,
 	}))
 	mux.HandleFunc("/api/v1/reload", s.serveReload)
+	mux.HandleFunc("/api/v1/upgrade", s.serveUpgrade)
+	s.debugRoutes(mux)
 	return mux
+}
+
+// ErrUpgradeUnsupported is returned by Upgrade when no Upgrade func was
+// configured.
+var ErrUpgradeUnsupported = errors.New("upgrade not supported")
+
+// ErrUpgradeInProgress is returned by Upgrade while another runs.
+var ErrUpgradeInProgress = errors.New("an upgrade is already in progress")
+
+// Upgrade starts the replacement process and, once it serves, makes Run
+// drain and return. On failure this server keeps serving and says why in
+// STATUS=. It returns the new process's pid.
+func (s *Server) Upgrade(ctx context.Context) (int, error) {
+	if s.opts.Upgrade == nil {
+		return 0, ErrUpgradeUnsupported
+	}
+	if !s.upgrading.TryLock() {
+		return 0, ErrUpgradeInProgress
+	}
+	defer s.upgrading.Unlock()
+	if s.shuttingDwn.Load() {
+		return 0, errors.New("shutting down")
+	}
+	s.log.Info("upgrade: starting new process")
+	pid, err := s.opts.Upgrade(ctx)
+	if err != nil {
+		s.log.Error("upgrade failed, old process keeps serving", "error", err)
+		s.notifyStatus("upgrade failed, old process serving: " + err.Error())
+		return 0, err
+	}
+	select {
+	case s.handedOver <- pid:
+	default:
+	}
+	return pid, nil
 }
