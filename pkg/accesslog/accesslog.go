@@ -23,7 +23,7 @@ import (
 // StatusClientGone is the status logged for a request whose client went
 // away before the response was complete: 499, the nginx convention. It is
 // not an HTTP status (RFC 9110 §15 defines none for it).
-const StatusClientGone = 499
+const StatusClientGone = reqinfo.StatusClientGone
 
 // Message is the message of every access log record.
 const Message = "request"
@@ -103,12 +103,12 @@ func New(o Options, next http.Handler) http.Handler {
 		ua, referer := r.UserAgent(), r.Referer()
 		client := clientIP(r.RemoteAddr)
 
-		rec := newRecorder(w)
+		rec := reqinfo.NewRecorder(w)
 		returned := false
 		defer func() {
 			// Log panicking requests too: net/http recovers the panic
 			// (http.ErrAbortHandler included) and drops the connection.
-			status := rec.finalStatus(r, in, !returned)
+			status := rec.FinalStatus(r, in, !returned)
 			end := now()
 			record := slog.NewRecord(start, o.Level, Message, 0)
 			record.AddAttrs(
@@ -118,7 +118,7 @@ func New(o Options, next http.Handler) http.Handler {
 				slog.String(KeyURI, uri),
 				slog.String(KeyProto, proto),
 				slog.Int(KeyStatus, status),
-				slog.Int64(KeyBytes, rec.bytes),
+				slog.Int64(KeyBytes, rec.Bytes()),
 				slog.Float64(KeyDuration, end.Sub(start).Seconds()),
 				slog.String(KeyRoute, in.Route),
 				slog.String(KeyUpstream, in.Upstream),

@@ -40,7 +40,7 @@ const namespace = "handoff"
 // StatusClientGone is the status code reported for a request whose client
 // went away before the response was complete: 499, the nginx convention.
 // It is not an HTTP status (RFC 9110 §15 defines none for it).
-const StatusClientGone = 499
+const StatusClientGone = reqinfo.StatusClientGone
 
 // DurationBuckets are the default upper bounds, in seconds, of
 // handoff_request_duration_seconds: 1ms to 30s, dense where proxied
@@ -284,17 +284,17 @@ func (m *Metrics) Middleware(next http.Handler) http.Handler {
 			ctx, in = reqinfo.With(r.Context())
 			r = r.WithContext(ctx)
 		}
-		rec := newRecorder(w)
+		rec := reqinfo.NewRecorder(w)
 		returned := false
 		defer func() {
 			// Count panicking requests too: net/http recovers the panic
 			// (http.ErrAbortHandler included) and drops the connection.
-			code := rec.finalStatus(r, in, !returned)
+			code := rec.FinalStatus(r, in, !returned)
 			route, up := label(in.Route), label(in.Upstream)
 			m.requests.WithLabelValues(route, up, strconv.Itoa(code)).Inc()
 			m.duration.WithLabelValues(route, up).Observe(m.now().Sub(start).Seconds())
 			if m.responseSize != nil {
-				m.responseSize.WithLabelValues(route, up).Observe(float64(rec.bytes))
+				m.responseSize.WithLabelValues(route, up).Observe(float64(rec.Bytes()))
 			}
 		}()
 		next.ServeHTTP(rec, r)

@@ -3,7 +3,8 @@
 // the target the proxy reached, retries, and whether the client went away.
 // The router creates it, the proxy fills it in, the access log and metrics
 // read it after the handler returns. All of that happens on the request's
-// own goroutine, so it needs no locking.
+// own goroutine, so it needs no locking. Recorder learns the rest (status
+// and body size) from the ResponseWriter.
 //
 // It knows nothing of routing, proxying or logging.
 package reqinfo

@@ -1,4 +1,4 @@
-package accesslog
+package reqinfo
 
 import (
 	"context"
@@ -8,8 +8,6 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
-
-	"github.com/handoff-proxy/handoff/pkg/reqinfo"
 )
 
 func TestRecorderStatus(t *testing.T) {
@@ -45,9 +43,9 @@ func TestRecorderStatus(t *testing.T) {
 			}
 			req := httptest.NewRequestWithContext(ctx, http.MethodGet, "/", nil)
 			rw := httptest.NewRecorder()
-			rec := newRecorder(rw)
+			rec := NewRecorder(rw)
 			tc.write(rec)
-			got := rec.finalStatus(req, &reqinfo.Info{ClientGone: tc.clientGone}, tc.panicked)
+			got := rec.FinalStatus(req, &Info{ClientGone: tc.clientGone}, tc.panicked)
 			if got != tc.want {
 				t.Errorf("status = %d, want %d", got, tc.want)
 			}
@@ -58,8 +56,9 @@ func TestRecorderStatus(t *testing.T) {
 	}
 }
 
+// echo is a WebSocket echo handler (RFC 6455).
 func TestHijackUnsupportedIsAnError(t *testing.T) {
-	rec := newRecorder(httptest.NewRecorder())
+	rec := NewRecorder(httptest.NewRecorder())
 	if _, _, err := rec.Hijack(); !errors.Is(err, http.ErrNotSupported) {
 		t.Errorf("Hijack on a writer that cannot = %v, want http.ErrNotSupported", err)
 	}
