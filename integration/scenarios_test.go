@@ -307,6 +307,10 @@ func TestBinaryUpgrade(t *testing.T) {
 	b := newBox(t, boxOptions{Features: []string{featUpgrade}})
 	backend := b.startBackend("a", 8081)
 	b.writeConfig(cfg{Target: backend})
+	// A short watchdog proves that each new process pings in its turn
+	// (it must not inherit the old one's WATCHDOG_PID).
+	b.writeFile("/etc/systemd/system/handoff.service.d/50-it-watchdog.conf", []byte("[Service]\nWatchdogSec=2s\n"), 0o644)
+	b.run("systemctl", "daemon-reload")
 	b.run("systemctl", "start", "handoff.socket", "handoff-admin.socket")
 	if r := b.probe("http://127.0.0.1/"); !r.OK {
 		t.Fatalf("before upgrade: %+v", r)
@@ -345,41 +349,128 @@ func TestBinaryUpgrade(t *testing.T) {
 		})
 		t.Logf("upgrade via %s: main pid %s -> %s", tr.name, pid, newPID)
 		pid = newPID
-		time.Sleep(500 * time.Millisecond)
+		// The new process alone under load for a while: an upgrade
+		// takes well under a second.
+		time.Sleep(time.Second)
 	}
 	res := l.stop("reload on changed binary, SIGUSR2, handoff upgrade")
 	expectClean(t, res, 1500)
+	if p := b.show("handoff.service", "NRestarts", "MainPID"); p["NRestarts"] != "0" || p["MainPID"] != pid {
+		t.Errorf("after the upgrades: %v, want no restart (watchdog) and main pid %s", p, pid)
+	}
 
-	// A new binary that fails to start leaves the old one serving.
+	// A new binary that fails to start leaves the old one serving. The
+	// upgrade is triggered by SIGUSR2 and by the admin API: `systemctl
+	// reload` would run the broken file as its ExecReload= helper, which
+	// fails before any upgrade is tried.
 	l = b.startLoad("4 failed upgrade (bad binary)", loadOptions{})
 	time.Sleep(time.Second)
 	b.writeFile(binPath, []byte("#!/bin/sh\necho broken build >&2\nexit 1\n"), 0o755)
-	out, err := b.try("systemctl", "reload", "handoff.service")
-	t.Logf("upgrade to a broken binary: err=%v out=%q", err, out)
-	time.Sleep(2 * time.Second)
-	if p := b.show("handoff.service", "ActiveState", "SubState", "MainPID"); p["ActiveState"] != "active" || p["SubState"] != "running" || p["MainPID"] != pid {
-		t.Errorf("after a failed upgrade: %v, want active/running with pid %s", p, pid)
+	b.run("systemctl", "kill", "--kill-whom=main", "--signal=SIGUSR2", "handoff.service")
+	b.eventually(10*time.Second, "STATUS= reports the failed upgrade", func() (bool, string) {
+		st := b.show("handoff.service", "StatusText")["StatusText"]
+		return strings.HasPrefix(st, "upgrade failed"), st
+	})
+	r := b.probe("http://127.0.0.1:9901/api/v1/upgrade", "-method", "POST", "-timeout", "70s")
+	t.Logf("POST /api/v1/upgrade with a broken binary: %+v", r)
+	if r.Status != 500 || !strings.Contains(r.Body, "not become ready") {
+		t.Errorf("POST /api/v1/upgrade with a broken binary: %+v, want 500 and why", r)
 	}
-	res = l.stop(fmt.Sprintf("reload exit: %s", errString(err)))
+	out, err := b.try("systemctl", "reload", "handoff.service")
+	t.Logf("systemctl reload with a broken binary: err=%v out=%q", err, out)
+	if err == nil {
+		t.Errorf("systemctl reload with a broken binary on disk succeeded")
+	}
+	time.Sleep(time.Second)
+	p := b.show("handoff.service", "ActiveState", "SubState", "MainPID", "StatusText", "NRestarts")
+	if p["ActiveState"] != "active" || p["SubState"] != "running" || p["MainPID"] != pid || p["NRestarts"] != "0" {
+		t.Errorf("after failed upgrades: %v, want active/running with pid %s, no restart", p, pid)
+	}
+	res = l.stop(fmt.Sprintf("SIGUSR2, admin API, systemctl reload (%s) all failed; old process serves; status: %q", errString(err), p["StatusText"]))
 	expectClean(t, res, 800)
 	b.writeFile(binPath, orig, 0o755)
 }
 
+// TestBinaryUpgradeTrixie: with Type=notify-reload (systemd 257) `systemctl
+// reload` is a SIGHUP, and handoff upgrades on it when the binary was
+// replaced: RELOADING=1, then the new process's MAINPID= and READY=1 end
+// the reload. A broken binary ends it with READY=1 from the old process.
+func TestBinaryUpgradeTrixie(t *testing.T) {
+	b := newBox(t, boxOptions{Suite: trixie, Features: []string{featUpgrade}})
+	backend := b.startBackend("a", 8081)
+	b.writeConfig(cfg{Target: backend})
+	b.run("systemctl", "start", "handoff.socket", "handoff-admin.socket")
+	if r := b.probe("http://127.0.0.1/"); !r.OK {
+		t.Fatalf("before upgrade: %+v", r)
+	}
+	pid := b.waitActive("handoff.service", "", 10*time.Second)
+	orig, err := os.ReadFile(the.handoff)
+	must(t, err)
+
+	l := b.startLoad("4 binary upgrade x3 (trixie, Type=notify-reload)", loadOptions{})
+	time.Sleep(time.Second)
+	for i := range 3 {
+		b.writeFile(binPath, append(slices.Clone(orig), []byte(fmt.Sprintf("\nhandoff-it-upgrade-%d\n", i))...), 0o755)
+		b.run("systemctl", "reload", "handoff.service")
+		// systemctl reload returns once READY=1 came: the new process is
+		// the main process already.
+		p := b.show("handoff.service", "ActiveState", "SubState", "MainPID")
+		if p["ActiveState"] != "active" || p["SubState"] != "running" || p["MainPID"] == pid {
+			t.Fatalf("upgrade %d: right after systemctl reload: %v, want active/running with a new main pid", i, p)
+		}
+		b.eventually(60*time.Second, "old process exits", func() (bool, string) {
+			_, err := os.Stat("/proc/" + hostPID(t, b, pid))
+			return err != nil, "pid " + pid + " still runs"
+		})
+		t.Logf("upgrade %d: main pid %s -> %s", i, pid, p["MainPID"])
+		pid = p["MainPID"]
+		time.Sleep(time.Second)
+	}
+	res := l.stop("systemctl reload = SIGHUP; binary changed: upgrade")
+	expectClean(t, res, 1500)
+
+	b.writeFile(binPath, []byte("#!/bin/sh\necho broken build >&2\nexit 1\n"), 0o755)
+	b.run("systemctl", "reload", "handoff.service")
+	p := b.show("handoff.service", "ActiveState", "SubState", "MainPID", "StatusText")
+	if p["ActiveState"] != "active" || p["SubState"] != "running" || p["MainPID"] != pid || !strings.HasPrefix(p["StatusText"], "upgrade failed") {
+		t.Errorf("after an upgrade to a broken binary: %v, want active/running with pid %s and the reason in STATUS", p, pid)
+	}
+	if r := b.probe("http://127.0.0.1/"); !r.OK {
+		t.Errorf("after a failed upgrade: %+v", r)
+	}
+	b.writeFile(binPath, orig, 0o755)
+}
+
 // hostPID maps a pid as the container sees it to the host's: the
-// container has its own pid namespace. proc(5): NSpid in
-// /proc/PID/status lists a process's pid in each nested namespace.
+// container has its own pid namespace. proc(5): NSpid in /proc/PID/status
+// lists a process's pid in each nested namespace. It scans every process
+// in the container's pid namespace (/proc/PID/ns/pid) rather than walking
+// the process tree from the container's init: during an upgrade the new
+// main process moves from the old one to PID 1, and a walk can miss it.
 func hostPID(t *testing.T, b *box, containerPID string) string {
 	t.Helper()
-	want := containerPID
-	for _, pid := range descendants(b.m.Leader) {
-		st, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	ns, err := os.Readlink("/proc/" + strconv.Itoa(b.m.Leader) + "/ns/pid")
+	if err != nil {
+		t.Fatalf("pid namespace of the container: %v", err)
+	}
+	entries, err := os.ReadDir("/proc")
+	must(t, err)
+	for _, e := range entries {
+		pid := e.Name()
+		if pid[0] < '0' || pid[0] > '9' {
+			continue
+		}
+		if n, err := os.Readlink("/proc/" + pid + "/ns/pid"); err != nil || n != ns {
+			continue
+		}
+		st, err := os.ReadFile("/proc/" + pid + "/status")
 		if err != nil {
 			continue
 		}
 		for line := range strings.Lines(string(st)) {
 			if f, ok := strings.CutPrefix(line, "NSpid:"); ok {
 				ids := strings.Fields(f)
-				if len(ids) > 1 && ids[len(ids)-1] == want {
+				if len(ids) > 1 && ids[len(ids)-1] == containerPID {
 					return ids[0]
 				}
 			}
@@ -412,6 +503,12 @@ func TestFDStoreRestart(t *testing.T) {
 	if n := b.show("handoff.service", "NFileDescriptorStore")["NFileDescriptorStore"]; n == "" || n == "0" {
 		t.Fatalf("fd store holds %q fds, want the self-bound listener", n)
 	}
+	// Connections queue in the listener's accept queue while handoff
+	// restarts: it must be as deep as the socket unit's (Backlog=4096),
+	// not Go's fallback of 128 when ProcSubset=pid hides somaxconn.
+	if got, want := b.listenBacklog(direct), b.listenBacklog("*:80"); got != want || got < 1024 {
+		t.Errorf("backlog of the self-bound listener %s = %d, want %d like handoff.socket", direct, got, want)
+	}
 
 	l := b.startLoad("5 fd store: systemctl restart x10", loadOptions{URL: "http://" + direct + "/"})
 	time.Sleep(time.Second)
@@ -421,7 +518,13 @@ func TestFDStoreRestart(t *testing.T) {
 		time.Sleep(300 * time.Millisecond)
 		_ = i
 	}
-	res := l.stop("")
+	// systemd 252 keeps the store across restarts and hands the same
+	// listener back: one entry, not one per start (a restarted handoff
+	// must not store what it got from the store again).
+	if n := b.show("handoff.service", "NFileDescriptorStore")["NFileDescriptorStore"]; n != "1" {
+		t.Errorf("after 10 restarts the fd store holds %s fds, want 1", n)
+	}
+	res := l.stop("fd store kept across restarts (1 entry)")
 	expectClean(t, res, 1500)
 
 	l = b.startLoad("5 fd store: kill -9 x3", loadOptions{URL: "http://" + direct + "/"})
@@ -433,8 +536,8 @@ func TestFDStoreRestart(t *testing.T) {
 		time.Sleep(500 * time.Millisecond)
 		_ = i
 	}
-	if now := b.show("handoff.service", "NRestarts")["NRestarts"]; now == restarts {
-		t.Errorf("NRestarts still %s after 3 crashes", now)
+	if p := b.show("handoff.service", "NRestarts", "NFileDescriptorStore"); p["NRestarts"] == restarts || p["NFileDescriptorStore"] != "1" {
+		t.Errorf("after 3 crashes: %v, want NRestarts above %s and the listener still in the fd store", p, restarts)
 	}
 	res = l.stop("in-flight requests of a killed process may fail; none may be refused")
 	if res.Refused != 0 {
@@ -558,6 +661,24 @@ func (b *box) socketHolders(listening bool, port string) map[string]int {
 		}
 	}
 	return holders
+}
+
+// listenBacklog returns the accept queue length of the TCP socket that
+// listens on local (as ss(8) prints it, e.g. "127.0.0.1:8080" or "*:80"):
+// for a listening socket ss shows the backlog as Send-Q.
+func (b *box) listenBacklog(local string) int {
+	b.t.Helper()
+	for line := range strings.Lines(b.run("ss", "-Hltn")) {
+		// State Recv-Q Send-Q Local Peer
+		f := strings.Fields(line)
+		if len(f) >= 4 && f[3] == local {
+			n, err := strconv.Atoi(f[2])
+			must(b.t, err)
+			return n
+		}
+	}
+	b.t.Fatalf("no TCP socket listens on %s", local)
+	return 0
 }
 
 // processes returns the host pids of the container's processes whose

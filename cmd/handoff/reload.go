@@ -17,6 +17,8 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/handoff-proxy/handoff/pkg/config"
+	"github.com/handoff-proxy/handoff/pkg/server"
+	"github.com/handoff-proxy/handoff/pkg/upgrade"
 )
 
 // runReload reloads a running handoff. It is what ExecReload= runs, so it
@@ -43,7 +45,7 @@ func runReload(ctx context.Context, args []string, stdout, stderr io.Writer, env
 	addr := adminAddr(g, env)
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	if pid != 0 && binaryReplaced(pid) {
+	if pid != 0 && binaryReplaced(ctx, addr, pid) {
 		// A package upgrade renamed a new binary over the running one:
 		// `systemctl reload` then means "run the new binary", without
 		// dropping a connection (see handoff upgrade).
@@ -142,6 +144,12 @@ func reloadViaAdmin(ctx context.Context, addr string, stdout io.Writer) error {
 // adminPost POSTs to the admin API at addr ("host:port" or "unix:/path")
 // and decodes the JSON answer into out, whatever the status.
 func adminPost(ctx context.Context, addr, path string, out any) error {
+	return adminDo(ctx, http.MethodPost, addr, path, out)
+}
+
+// adminDo sends a request without a body to the admin API at addr and
+// decodes the JSON answer into out, whatever the status.
+func adminDo(ctx context.Context, method, addr, path string, out any) error {
 	url := "http://" + addr + path
 	tr := &http.Transport{}
 	if sock, ok := strings.CutPrefix(addr, "unix:"); ok {
@@ -149,7 +157,7 @@ func adminPost(ctx context.Context, addr, path string, out any) error {
 		tr = unixTransport(sock)
 	}
 	defer tr.CloseIdleConnections()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, nil)
+	req, err := http.NewRequestWithContext(ctx, method, url, nil)
 	if err != nil {
 		return fmt.Errorf("build request: %w", err)
 	}
@@ -165,11 +173,22 @@ func adminPost(ctx context.Context, addr, path string, out any) error {
 }
 
 // binaryReplaced reports whether the executable of pid was deleted or
-// replaced on disk since it started: proc(5) marks /proc/PID/exe
-// " (deleted)" then.
-func binaryReplaced(pid int) bool {
-	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
-	return err == nil && strings.HasSuffix(exe, " (deleted)")
+// replaced on disk since it started (upgrade.BinaryReplaced). ExecReload=
+// of a unit with PrivateUsers=yes runs in a user namespace of its own and
+// may not read the main process's /proc/PID/exe, even as the same user
+// (ptrace(2) access mode checking): then the process itself answers
+// through the admin API. An answer that cannot be had means "not
+// replaced", and the reload goes ahead.
+func binaryReplaced(ctx context.Context, addr string, pid int) bool {
+	replaced, err := upgrade.BinaryReplaced(pid)
+	if err == nil || addr == "off" {
+		return replaced
+	}
+	var st server.UpgradeState
+	if err := adminDo(ctx, http.MethodGet, addr, "/api/v1/upgrade", &st); err != nil {
+		return false
+	}
+	return st.Supported && st.BinaryReplaced
 }
 
 // runUpgrade makes a running handoff replace itself with the binary on

@@ -133,6 +133,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, env 
 				Logger:  logger,
 			})
 		},
+		BinaryReplaced: func() (bool, error) { return upgrade.BinaryReplaced(0) },
 	})
 	if err != nil {
 		return err
@@ -160,8 +161,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, env 
 			case <-loopCtx.Done():
 				return
 			case <-hup:
+				// Type=notify-reload turns `systemctl reload` into this
+				// signal: after a package replaced the binary it means
+				// "run the new one", as with ExecReload=handoff reload.
 				rctx, rcancel := context.WithTimeout(loopCtx, 2*time.Minute)
-				if _, err := srv.Reload(rctx); err != nil && !errors.Is(err, context.Canceled) {
+				if _, err := srv.ReloadOrUpgrade(rctx); err != nil && !errors.Is(err, context.Canceled) {
 					logger.Error("reload", "error", err)
 				}
 				rcancel()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -138,5 +139,43 @@ func TestUpgradeUnderLoad(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	for syscall.Kill(newPID, 0) == nil && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestBinaryReplacedAsksTheProcess pins the fix for `systemctl reload`
+// never upgrading on systemd: ExecReload= (PrivateUsers=yes) may not read
+// the main process's /proc/PID/exe, and must then ask the process through
+// GET /api/v1/upgrade. A pid that does not exist stands in for the link
+// that cannot be read.
+func TestBinaryReplacedAsksTheProcess(t *testing.T) {
+	const noSuchPID = 1 << 30
+	tests := []struct {
+		name   string
+		answer string // body of GET /api/v1/upgrade; "" means no admin API
+		want   bool
+	}{
+		{name: "replaced", answer: `{"supported":true,"binary_replaced":true}`, want: true},
+		{name: "not replaced", answer: `{"supported":true,"binary_replaced":false}`},
+		{name: "cannot upgrade", answer: `{"supported":false,"binary_replaced":true}`},
+		{name: "old server without the endpoint", answer: "method not allowed"},
+		{name: "admin API off"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			addr := "off"
+			if tt.answer != "" {
+				srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					if r.Method != http.MethodGet || r.URL.Path != "/api/v1/upgrade" {
+						t.Errorf("%s %s, want GET /api/v1/upgrade", r.Method, r.URL.Path)
+					}
+					io.WriteString(w, tt.answer)
+				}))
+				defer srv.Close()
+				addr = strings.TrimPrefix(srv.URL, "http://")
+			}
+			if got := binaryReplaced(context.Background(), addr, noSuchPID); got != tt.want {
+				t.Errorf("binaryReplaced = %v, want %v", got, tt.want)
+			}
+		})
 	}
 }

@@ -98,6 +98,52 @@ type bindOptions struct {
 // never a file that is not a socket nor one somebody still listens on,
 // then sets the file's mode.
 func bind(ctx context.Context, a Address, o bindOptions) (net.Listener, error) {
+	ln, err := bindSocket(ctx, a, o)
+	if err != nil {
+		return nil, err
+	}
+	if err := setBacklog(ln, listenBacklog); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("set backlog of %s: %w", a, err)
+	}
+	return ln, nil
+}
+
+// listenBacklog is the accept queue asked of listen(2) for the sockets
+// handoff binds itself: as long as the kernel allows, which listen(2) caps
+// at net.core.somaxconn (4096 by default since Linux 5.4).
+//
+// net.Listen means to do the same, but it learns somaxconn by reading
+// /proc/sys/net/core/somaxconn and falls back to 128 when it cannot, and
+// the unit's ProcSubset=pid (systemd.exec(5)) hides /proc/sys. 128 is too
+// short for the connections that queue while handoff restarts or upgrades
+// with its listeners in the fd store: once the queue is full the kernel
+// drops SYNs, and clients wait for TCP's retransmission timer (1 s, then
+// doubling; RFC 6298 §2.1, §5.5). The socket units ask for Backlog=4096
+// for the same reason.
+const listenBacklog = 1<<16 - 1
+
+// setBacklog sets the accept queue of a listening socket: listen(2) on a
+// socket that already listens only changes its backlog (Linux, for TCP
+// and Unix stream sockets).
+func setBacklog(ln net.Listener, backlog int) error {
+	sc, ok := ln.(syscall.Conn)
+	if !ok {
+		return nil
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var lerr error
+	if err := rc.Control(func(fd uintptr) { lerr = syscall.Listen(int(fd), backlog) }); err != nil {
+		return err
+	}
+	return lerr
+}
+
+// bindSocket is bind without the backlog.
+func bindSocket(ctx context.Context, a Address, o bindOptions) (net.Listener, error) {
 	var lc net.ListenConfig
 	if a.Network != "unix" {
 		return lc.Listen(ctx, a.Network, a.Address)

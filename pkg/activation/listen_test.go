@@ -762,3 +762,64 @@ func TestListenDuplicateFD(t *testing.T) {
 	}
 	roundTrip(t, set.Listener("http"), "tcp", addr)
 }
+
+// TestBindSetsBacklog pins the fix for self-bound listeners getting a
+// backlog of 128 under ProcSubset=pid (net.Listen cannot read somaxconn
+// there): bind sets the backlog itself with a second listen(2), which
+// must take effect on a socket that already listens. A backlog of 1 lets
+// only a couple of connections queue; listenBacklog lets many more.
+func TestBindSetsBacklog(t *testing.T) {
+	tests := []struct {
+		name string
+		addr func(t *testing.T) string
+	}{
+		{name: "tcp", addr: func(*testing.T) string { return "127.0.0.1:0" }},
+		{name: "unix", addr: func(t *testing.T) string { return "unix:" + filepath.Join(t.TempDir(), "s.sock") }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a, err := ParseAddress(tt.addr(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ln, err := bind(t.Context(), a, bindOptions{mode: defaultSocketMode})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			network, addr := ln.Addr().Network(), ln.Addr().String()
+			var conns []net.Conn
+			defer func() {
+				for _, c := range conns {
+					c.Close()
+				}
+			}()
+			// dial opens n connections nobody accepts and reports how
+			// many the kernel queued.
+			dial := func(n int) int {
+				ok := 0
+				for range n {
+					c, err := net.DialTimeout(network, addr, 200*time.Millisecond)
+					if err != nil {
+						continue
+					}
+					conns = append(conns, c)
+					ok++
+				}
+				return ok
+			}
+			if err := setBacklog(ln, 1); err != nil {
+				t.Fatal(err)
+			}
+			if got := dial(5); got >= 5 {
+				t.Fatalf("backlog 1: %d of 5 connections queued; listen(2) did not change the backlog", got)
+			}
+			if err := setBacklog(ln, listenBacklog); err != nil {
+				t.Fatal(err)
+			}
+			if got := dial(20); got != 20 {
+				t.Errorf("backlog %d: %d of 20 connections queued", listenBacklog, got)
+			}
+		})
+	}
+}

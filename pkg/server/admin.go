@@ -41,10 +41,17 @@ func (s *Server) serveReload(w http.ResponseWriter, r *http.Request) {
 
 // serveUpgrade is the admin endpoint behind `handoff upgrade`: POST starts
 // the binary on disk with this process's listeners and answers once it
-// serves (200) or failed to (500, this process keeps serving).
+// serves (200) or failed to (500, this process keeps serving). GET says
+// whether the binary on disk replaced the running one, which is how
+// `handoff reload` decides to upgrade instead.
 func (s *Server) serveUpgrade(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", "POST")
+	switch r.Method {
+	case http.MethodPost:
+	case http.MethodGet, http.MethodHead:
+		s.serveUpgradeState(w)
+		return
+	default:
+		w.Header().Set("Allow", "GET, HEAD, POST")
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
@@ -66,4 +73,28 @@ func (s *Server) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 	}
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(res)
+}
+
+// UpgradeState is the answer to GET /api/v1/upgrade.
+type UpgradeState struct {
+	// Supported reports whether this process can upgrade itself.
+	Supported bool `json:"supported"`
+	// BinaryReplaced reports whether the executable this process runs
+	// was replaced on disk since it started.
+	BinaryReplaced bool `json:"binary_replaced"`
+	// Error is why BinaryReplaced could not be determined.
+	Error string `json:"error,omitempty"`
+}
+
+func (s *Server) serveUpgradeState(w http.ResponseWriter) {
+	st := UpgradeState{Supported: s.opts.Upgrade != nil}
+	if s.opts.BinaryReplaced != nil {
+		replaced, err := s.opts.BinaryReplaced()
+		st.BinaryReplaced = replaced
+		if err != nil {
+			st.Error = err.Error()
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(st)
 }

@@ -76,6 +76,11 @@ type Options struct {
 	// disables upgrades. On success this server drains and Run returns
 	// without sending STOPPING=1: the new process is the service now.
 	Upgrade func(ctx context.Context) (pid int, err error)
+	// BinaryReplaced reports whether this process's executable was
+	// replaced on disk (package upgrade), for GET /api/v1/upgrade: the
+	// reload helper asks, because ExecReload= may not read our
+	// /proc/PID/exe itself (see upgrade.BinaryReplaced). Nil means never.
+	BinaryReplaced func() (bool, error)
 }
 
 // Server is a running proxy. Create with New, then Run.
@@ -162,6 +167,7 @@ func New(opts Options) (*Server, error) {
 		certs:      make(map[string]*certStore),
 		reloadCh:   make(chan chan ReloadResult),
 		pingCh:     make(chan chan struct{}),
+		execCh:     make(chan func()),
 		handedOver: make(chan int, 1),
 		fresh:      make(map[net.Conn]*connEntry),
 	}
@@ -775,6 +781,14 @@ var ErrUpgradeInProgress = errors.New("an upgrade is already in progress")
 // drain and return. On failure this server keeps serving and says why in
 // STATUS=. It returns the new process's pid.
 func (s *Server) Upgrade(ctx context.Context) (int, error) {
+	pid, err := s.upgrade(ctx)
+	if err != nil {
+		s.notifyStatus("upgrade failed, old process serving: " + err.Error())
+	}
+	return pid, err
+}
+
+func (s *Server) upgrade(ctx context.Context) (int, error) {
 	if s.opts.Upgrade == nil {
 		return 0, ErrUpgradeUnsupported
 	}
@@ -789,7 +803,6 @@ func (s *Server) Upgrade(ctx context.Context) (int, error) {
 	pid, err := s.opts.Upgrade(ctx)
 	if err != nil {
 		s.log.Error("upgrade failed, old process keeps serving", "error", err)
-		s.notifyStatus("upgrade failed, old process serving: " + err.Error())
 		return 0, err
 	}
 	select {
@@ -797,4 +810,36 @@ func (s *Server) Upgrade(ctx context.Context) (int, error) {
 	default:
 	}
 	return pid, nil
+}
+
+// ReloadOrUpgrade answers a reload request of the service manager, which
+// arrives as SIGHUP with Type=notify-reload (systemd.service(5), 253+): it
+// upgrades when the binary on disk replaced the running one
+// (Options.BinaryReplaced), as `handoff reload` does for ExecReload=, and
+// reloads the config otherwise. An upgrade is framed like a reload:
+// RELOADING=1 first; on success the new process's READY=1 (sent with
+// MAINPID=) ends the reload; on failure this process keeps serving and
+// sends READY=1 with the reason, since sd_notify(3) requires READY=1 after
+// RELOADING=1 or the unit hangs in "reloading". It returns the new
+// process's pid, or 0 after a config reload.
+func (s *Server) ReloadOrUpgrade(ctx context.Context) (int, error) {
+	replaced := false
+	if s.opts.Upgrade != nil && s.opts.BinaryReplaced != nil {
+		var err error
+		if replaced, err = s.opts.BinaryReplaced(); err != nil {
+			s.log.Warn("cannot tell whether the binary was replaced; reloading the config", "error", err)
+		}
+	}
+	if !replaced {
+		// A rejected config is logged and reported by reload itself.
+		_, err := s.Reload(ctx)
+		return 0, err
+	}
+	s.log.Info("binary replaced on disk: upgrading instead of reloading")
+	s.notify(func(n Notifier) error { return n.Reloading() })
+	pid, err := s.upgrade(ctx)
+	if err != nil {
+		s.notifyStatus("upgrade failed, old process serving: "+err.Error(), "READY=1")
+	}
+	return pid, err
 }

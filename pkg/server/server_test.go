@@ -9,7 +9,9 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -299,4 +301,185 @@ func (c *ca) issue(t *testing.T, dir, file, name string) (certPath, keyPath stri
 		t.Fatal(err)
 	}
 	return certPath, keyPath
+}
+
+// TestWedgedMainLoopIsUnhealthy is the regression test for execCh never
+// being made: the debughang endpoint then blocked on a nil channel instead
+// of wedging the main loop, Healthy kept passing and systemd's watchdog
+// never fired. Work sent on execCh must run on the main loop, and Healthy
+// must fail while it blocks and pass again afterwards.
+func TestWedgedMainLoopIsUnhealthy(t *testing.T) {
+	b := echoBackend(t, "one")
+	r := serve(t, baseConfig([]config.Listener{{Name: "http", Protocol: config.ProtocolHTTP}}, hostOf(b)), nil)
+	healthy := func(d time.Duration) bool {
+		ctx, cancel := context.WithTimeout(context.Background(), d)
+		defer cancel()
+		return r.srv.Healthy(ctx)
+	}
+	if !healthy(5 * time.Second) {
+		t.Fatal("not healthy before the wedge")
+	}
+	release := make(chan struct{})
+	select {
+	case r.srv.execCh <- func() { <-release }:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the main loop does not take work from execCh")
+	}
+	if healthy(200 * time.Millisecond) {
+		t.Error("healthy while the main loop is wedged")
+	}
+	close(release)
+	if !healthy(5 * time.Second) {
+		t.Error("not healthy after the wedge ended")
+	}
+}
+
+// TestUpgradeState: GET /api/v1/upgrade tells `handoff reload` whether the
+// running binary was replaced on disk.
+func TestUpgradeState(t *testing.T) {
+	tests := []struct {
+		name     string
+		upgrade  bool
+		replaced func() (bool, error)
+		want     UpgradeState
+	}{
+		{name: "no upgrade support", want: UpgradeState{}},
+		{name: "binary unchanged", upgrade: true, replaced: func() (bool, error) { return false, nil }, want: UpgradeState{Supported: true}},
+		{name: "binary replaced", upgrade: true, replaced: func() (bool, error) { return true, nil }, want: UpgradeState{Supported: true, BinaryReplaced: true}},
+		{name: "cannot tell", upgrade: true, replaced: func() (bool, error) { return false, os.ErrPermission }, want: UpgradeState{Supported: true, Error: os.ErrPermission.Error()}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			opts := Options{Config: baseConfig(nil, "127.0.0.1:1"), Logger: testLogger(t), BinaryReplaced: tt.replaced}
+			if tt.upgrade {
+				opts.Upgrade = func(context.Context) (int, error) { return 0, errors.New("not in this test") }
+			}
+			srv, err := New(opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec := httptest.NewRecorder()
+			srv.adminHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/api/v1/upgrade", nil))
+			var got UpgradeState
+			if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil || rec.Code != http.StatusOK {
+				t.Fatalf("GET /api/v1/upgrade: %d %q: %v", rec.Code, rec.Body.String(), err)
+			}
+			if got != tt.want {
+				t.Errorf("got %+v, want %+v", got, tt.want)
+			}
+			srv.tports.Close()
+		})
+	}
+}
+
+// recNotifier records sd_notify datagrams.
+type recNotifier struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (n *recNotifier) Send(lines ...string) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.msgs = append(n.msgs, strings.Join(lines, "\n"))
+	return nil
+}
+
+func (n *recNotifier) Reloading() error { return n.Send("RELOADING=1") }
+
+func (n *recNotifier) take() []string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	m := n.msgs
+	n.msgs = nil
+	return m
+}
+
+// TestReloadOrUpgrade: SIGHUP (Type=notify-reload's `systemctl reload`)
+// upgrades when the binary was replaced, framed as a reload for systemd:
+// RELOADING=1, then READY=1 from the new process on success or from this
+// one on failure; otherwise it reloads the config.
+func TestReloadOrUpgrade(t *testing.T) {
+	tests := []struct {
+		name       string
+		replaced   bool
+		upgradeErr error
+		wantPID    int
+		wantErr    bool
+		// wantMsgs are prefixes of the datagrams sent, in order.
+		wantMsgs []string
+		handOver bool
+	}{
+		{name: "binary unchanged reloads", wantMsgs: []string{"RELOADING=1", "READY=1\nSTATUS=reloaded"}},
+		{name: "binary replaced upgrades", replaced: true, wantPID: 4242, wantMsgs: []string{"RELOADING=1"}, handOver: true},
+		{name: "failed upgrade still ends the reload", replaced: true, upgradeErr: errors.New("exec format error"), wantErr: true,
+			wantMsgs: []string{"RELOADING=1", "READY=1\nSTATUS=upgrade failed, old process serving: exec format error"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := echoBackend(t, "one")
+			cfg := baseConfig([]config.Listener{{Name: "http", Protocol: config.ProtocolHTTP}}, hostOf(b))
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := &recNotifier{}
+			srv, err := New(Options{
+				Config:         cfg,
+				Load:           func() (*config.Config, error) { return cfg, nil },
+				Listeners:      map[string]net.Listener{"http": ln},
+				Notifier:       n,
+				Logger:         testLogger(t),
+				Upgrade:        func(context.Context) (int, error) { return tt.wantPID, tt.upgradeErr },
+				BinaryReplaced: func() (bool, error) { return tt.replaced, nil },
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			done := make(chan error, 1)
+			go func() { done <- srv.Run(ctx) }()
+			// Wait for the first READY=1 of Run.
+			deadline := time.Now().Add(5 * time.Second)
+			for len(n.take()) == 0 && time.Now().Before(deadline) {
+				time.Sleep(5 * time.Millisecond)
+			}
+			pid, err := srv.ReloadOrUpgrade(context.Background())
+			if pid != tt.wantPID || (err != nil) != tt.wantErr {
+				t.Errorf("ReloadOrUpgrade = %d, %v; want pid %d, error %v", pid, err, tt.wantPID, tt.wantErr)
+			}
+			if tt.handOver {
+				select {
+				case err := <-done:
+					if err != nil {
+						t.Errorf("Run after the hand-over: %v", err)
+					}
+				case <-time.After(10 * time.Second):
+					t.Fatal("Run did not return after the hand-over")
+				}
+			} else {
+				cancel()
+				<-done
+			}
+			msgs := n.take()
+			if !tt.handOver {
+				if len(msgs) == 0 || !strings.HasPrefix(msgs[len(msgs)-1], "STOPPING=1") {
+					t.Fatalf("sent %q, want STOPPING=1 last after cancel", msgs)
+				}
+				msgs = msgs[:len(msgs)-1]
+			}
+			if len(msgs) != len(tt.wantMsgs) {
+				t.Fatalf("sent %q, want %q", msgs, tt.wantMsgs)
+			}
+			for i, m := range msgs {
+				if !strings.HasPrefix(m, tt.wantMsgs[i]) {
+					t.Errorf("datagram %d = %q, want prefix %q", i, m, tt.wantMsgs[i])
+				}
+				if strings.Contains(m, "STOPPING=1") {
+					t.Errorf("datagram %d = %q: STOPPING=1 after a hand-over stops the service", i, m)
+				}
+			}
+		})
+	}
 }

@@ -146,9 +146,14 @@ func Start(ctx context.Context, o Options) (int, error) {
 		_ = cmd.Wait()
 		return 0, err
 	}
-	// The child now lives on its own; reap it in the background only in
-	// the sense of not leaving a zombie if it exits before we do.
-	go func() { _ = cmd.Wait() }()
+	// The child is the service's main process now (MAINPID=); it is not
+	// ours to wait for. Not reaping it matters: if it dies while we
+	// drain, it stays a zombie until we exit, is then reparented to the
+	// service manager (PID 1) and reaped there, so systemd sees its exit
+	// status and applies Restart= (wait(2), systemd.service(5)). A Wait
+	// here would swallow that status, and it would be a goroutine nobody
+	// can stop.
+	_ = cmd.Process.Release()
 	return pid, nil
 }
 
@@ -173,6 +178,30 @@ func SignalReady(getenv func(string) string) error {
 		return fmt.Errorf("report readiness to parent: %w", err)
 	}
 	return nil
+}
+
+// BinaryReplaced reports whether the executable of process pid (0 means
+// this process) was deleted or replaced on disk since it started, as a
+// package upgrade that renames a new binary over the old one does: proc(5)
+// then shows /proc/PID/exe with the suffix " (deleted)".
+//
+// Reading another process's exe link needs ptrace read access (proc(5),
+// ptrace(2) "Ptrace access mode checking"), which a caller in another user
+// namespace lacks without CAP_SYS_PTRACE there. systemd gives every
+// process of a PrivateUsers=yes unit its own user namespace, so
+// ExecReload= is denied the main process's link even under the same uid
+// (and ProtectProc=invisible hides that process from it altogether). A
+// process always passes for itself; callers ask it (see package server).
+func BinaryReplaced(pid int) (bool, error) {
+	link := "/proc/self/exe"
+	if pid != 0 {
+		link = "/proc/" + strconv.Itoa(pid) + "/exe"
+	}
+	exe, err := os.Readlink(link)
+	if err != nil {
+		return false, fmt.Errorf("read executable of process: %w", err)
+	}
+	return strings.HasSuffix(exe, " (deleted)"), nil
 }
 
 // StartedByUpgrade reports whether this process was started by Start.

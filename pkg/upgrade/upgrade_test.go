@@ -3,8 +3,10 @@ package upgrade
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -112,5 +114,60 @@ func TestStart(t *testing.T) {
 				t.Fatalf("read %q %v", buf, err)
 			}
 		})
+	}
+}
+
+// TestBinaryReplaced runs a copy of sleep(1), then renames another file
+// over that copy the way dpkg installs a new binary.
+func TestBinaryReplaced(t *testing.T) {
+	if replaced, err := BinaryReplaced(0); err != nil || replaced {
+		t.Fatalf("BinaryReplaced(self) = %v, %v; want false, nil", replaced, err)
+	}
+	sleep, err := exec.LookPath("sleep")
+	if err != nil {
+		t.Skip("no sleep(1)")
+	}
+	b, err := os.ReadFile(sleep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "sleep")
+	if err := os.WriteFile(bin, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "30")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	// Wait until the child has exec'd the copy (before that its exe is
+	// this test binary).
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", cmd.Process.Pid))
+		if exe == bin || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if replaced, err := BinaryReplaced(cmd.Process.Pid); err != nil || replaced {
+		t.Fatalf("before replacing: %v, %v; want false, nil", replaced, err)
+	}
+	next := filepath.Join(dir, "next")
+	if err := os.WriteFile(next, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(next, bin); err != nil {
+		t.Fatal(err)
+	}
+	if replaced, err := BinaryReplaced(cmd.Process.Pid); err != nil || !replaced {
+		t.Fatalf("after replacing: %v, %v; want true, nil", replaced, err)
+	}
+	if _, err := BinaryReplaced(1 << 30); err == nil {
+		t.Errorf("BinaryReplaced of a pid that does not exist: no error")
 	}
 }
