@@ -353,14 +353,18 @@ func (s *Server) Run(ctx context.Context) error {
 
 	var servers []*http.Server
 	errc := make(chan error, len(cfg.Listeners)+1)
-	var serving sync.WaitGroup
+	var serving, accepting sync.WaitGroup
 	for _, lc := range cfg.Listeners {
 		ln := s.opts.Listeners[lc.Name]
 		srv := s.httpServer(lc, cfg, baseCtx)
 		servers = append(servers, srv)
 		serving.Add(1)
+		accepting.Add(1)
 		go func() {
 			defer serving.Done()
+			// Serve returns once Accept fails; every connection it
+			// accepted before that is registered (connContext) by then.
+			defer accepting.Done()
 			var err error
 			if lc.Protocol == config.ProtocolHTTPS {
 				err = srv.Serve(tls.NewListener(ln, srv.TLSConfig))
@@ -432,7 +436,7 @@ loop:
 		}
 	}
 
-	s.shutdown(servers, adminSrv, cancelBase, handedOver)
+	s.shutdown(servers, adminSrv, cancelBase, handedOver, &accepting)
 	serving.Wait()
 	s.tports.Close()
 	return runErr
@@ -446,7 +450,7 @@ func (s *Server) idleFor() time.Duration {
 	return s.now().Sub(time.Unix(0, s.lastActive.Load()))
 }
 
-func (s *Server) shutdown(servers []*http.Server, adminSrv *http.Server, cancelBase context.CancelFunc, handedOver bool) {
+func (s *Server) shutdown(servers []*http.Server, adminSrv *http.Server, cancelBase context.CancelFunc, handedOver bool, accepting *sync.WaitGroup) {
 	s.shuttingDwn.Store(true)
 	if !handedOver {
 		// After an upgrade the new process is the main process; with
@@ -460,7 +464,7 @@ func (s *Server) shutdown(servers []*http.Server, adminSrv *http.Server, cancelB
 	s.log.Info("shutting down", "timeout", timeout, "in_flight", s.inFlight.Load())
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	s.drain(ctx, servers)
+	s.drain(ctx, servers, accepting)
 	// Shutdown closes what is idle now and waits for active connections.
 	var wg sync.WaitGroup
 	for _, srv := range servers {
@@ -510,10 +514,22 @@ const freshGrace = 5 * time.Second
 // it, and its backlog goes to them), turn keep-alive off so every
 // connection closes after its current response (RFC 9112 §9.6), then wait
 // until each accepted connection has reached a handler or closed.
-func (s *Server) drain(ctx context.Context, servers []*http.Server) {
+func (s *Server) drain(ctx context.Context, servers []*http.Server, accepting *sync.WaitGroup) {
 	s.draining.Store(true)
 	for _, ln := range s.opts.Listeners {
 		_ = ln.Close()
+	}
+	// A connection Accept returned just before the close is registered
+	// by its Serve loop only afterwards: wait until every Serve loop has
+	// seen the closed listener, so that freshConns sees them all.
+	accepted := make(chan struct{})
+	go func() {
+		accepting.Wait()
+		close(accepted)
+	}()
+	select {
+	case <-accepted:
+	case <-ctx.Done():
 	}
 	for _, srv := range servers {
 		// Closes idle HTTP/1 connections; a client racing a request onto
