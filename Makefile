@@ -15,10 +15,9 @@ help: ## List the targets with one line each
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sort | awk 'BEGIN{FS=":.*## "}{printf "  %-16s %s\n", $$1, $$2}'
 
 .PHONY: deps
-deps: ## Install the Debian packages the tests need (redis-server, systemd-socket-activate…), if missing
+deps: ## Install the Debian packages the unit tests need (systemd-socket-activate, curl), if missing
 	@need=""; \
 	command -v systemd-socket-activate >/dev/null || need="$$need systemd"; \
-	command -v redis-server >/dev/null || need="$$need redis-server"; \
 	command -v curl >/dev/null || need="$$need curl"; \
 	if [ -n "$$need" ]; then \
 		echo "installing:$$need"; \
@@ -40,7 +39,10 @@ run: build ## Run two demo backends and handoff in quick mode on 127.0.0.1:8080 
 	$(BIN)/handoff -l 127.0.0.1:8080 -b 127.0.0.1:9001 -b 127.0.0.1:9002 -s round_robin --log-format text
 
 .PHONY: test
-test: deps ## Run vet and the whole unit test suite with the race detector
+test: unit integration ## The whole test suite: unit tests, then the real-systemd scenarios (root)
+
+.PHONY: unit
+unit: deps ## Run vet and the unit tests with the race detector (no root needed)
 	$(GO) vet $(PKGS)
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 
