@@ -27,24 +27,12 @@ import (
 // a broken config; when the admin API is off or unreachable and a PID is
 // given, it falls back to SIGHUP, which reloads the same way.
 func runReload(ctx context.Context, args []string, stdout, stderr io.Writer, env []string) error {
-	g := newGlobalFlags("reload", stderr)
-	timeout := g.fs.Duration("timeout", 90*time.Second, "how long to wait for the reload")
-	if err := g.parse(args); err != nil {
-		if err == pflag.ErrHelp {
-			fmt.Fprintln(stdout, "Usage: handoff reload [--admin ADDR] [-c PATH] [PID]")
-			g.fs.SetOutput(stdout)
-			g.fs.PrintDefaults()
-			return nil
-		}
+	t, err := parseTarget(ctx, "reload", 90*time.Second, args, stdout, stderr, env)
+	if t == nil {
 		return err
 	}
-	pid, err := pidArg(g)
-	if err != nil {
-		return err
-	}
-	addr := adminAddr(g, env)
-	ctx, cancel := context.WithTimeout(ctx, *timeout)
-	defer cancel()
+	defer t.cancel()
+	ctx, addr, pid := t.ctx, t.addr, t.pid
 	if pid != 0 && binaryReplaced(ctx, addr, pid) {
 		// A package upgrade renamed a new binary over the running one:
 		// `systemctl reload` then means "run the new binary", without
@@ -194,24 +182,44 @@ func binaryReplaced(ctx context.Context, addr string, pid int) bool {
 // runUpgrade makes a running handoff replace itself with the binary on
 // disk, keeping every listening socket open.
 func runUpgrade(ctx context.Context, args []string, stdout, stderr io.Writer, env []string) error {
-	g := newGlobalFlags("upgrade", stderr)
-	timeout := g.fs.Duration("timeout", 2*time.Minute, "how long to wait for the new process to serve")
+	t, err := parseTarget(ctx, "upgrade", 2*time.Minute, args, stdout, stderr, env)
+	if t == nil {
+		return err
+	}
+	defer t.cancel()
+	return upgradeProcess(t.ctx, t.addr, t.pid, stdout, stderr)
+}
+
+// target is the running handoff that reload and upgrade act on.
+type target struct {
+	ctx    context.Context // bounded by --timeout
+	cancel context.CancelFunc
+	addr   string // admin API address, or "off"
+	pid    int    // 0 when not given
+}
+
+// parseTarget parses the command line shared by reload and upgrade:
+// [--admin ADDR] [-c PATH] [--timeout D] [PID]. A nil target with a nil
+// error means help was printed.
+func parseTarget(ctx context.Context, name string, timeout time.Duration, args []string, stdout, stderr io.Writer, env []string) (*target, error) {
+	g := newGlobalFlags(name, stderr)
+	d := g.fs.Duration("timeout", timeout, "how long to wait for the outcome")
 	if err := g.parse(args); err != nil {
-		if err == pflag.ErrHelp {
-			fmt.Fprintln(stdout, "Usage: handoff upgrade [--admin ADDR] [-c PATH] [PID]")
+		if errors.Is(err, pflag.ErrHelp) {
+			fmt.Fprintf(stdout, "Usage: handoff %s [--admin ADDR] [-c PATH] [PID]\n", name)
 			g.fs.SetOutput(stdout)
 			g.fs.PrintDefaults()
-			return nil
+			return nil, nil
 		}
-		return err
+		return nil, err
 	}
 	pid, err := pidArg(g)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, *timeout)
-	defer cancel()
-	return upgradeProcess(ctx, adminAddr(g, env), pid, stdout, stderr)
+	t := &target{addr: adminAddr(g, env), pid: pid}
+	t.ctx, t.cancel = context.WithTimeout(ctx, *d)
+	return t, nil
 }
 
 func upgradeProcess(ctx context.Context, addr string, pid int, stdout, stderr io.Writer) error {
