@@ -7,6 +7,7 @@
 #   make bench-micro                go test -bench over ./pkg/... into bench/results/micro.txt
 #   make soak DURATION=10m          mixed-load soak of handoff, RSS/goroutines/fds verdict
 #   make bench-profile              pprof CPU + allocation profiles of handoff's worst scenario
+#   make bench-workers              3 handoff workers: one shared socket vs SO_REUSEPORT sockets
 #
 # BENCH_PEERS and BENCH_SCENARIOS (comma lists) narrow the matrix;
 # BENCH_FLAGS passes anything else to benchrun (see `bin/benchrun -h`).
@@ -25,7 +26,7 @@ BENCH_BIN := bin
 BENCH_RESULTS := bench/results
 BENCH_MICRO_COUNT ?= 6
 
-.PHONY: bench bench-smoke bench-micro bench-profile soak bench-deps bench-tools
+.PHONY: bench bench-smoke bench-micro bench-profile bench-workers soak bench-deps bench-tools
 
 bench-deps:
 	@sh bench/install.sh
@@ -39,6 +40,7 @@ bench-tools:
 	$(BENCH_GO) build -o $(BENCH_BIN)/benchrun ./bench/cmd/benchrun
 	$(BENCH_GO) build -o $(BENCH_BIN)/bench-soak ./bench/cmd/soak
 	$(BENCH_GO) build -o $(BENCH_BIN)/handoff-profile ./bench/cmd/handoff-profile
+	$(BENCH_GO) build -o $(BENCH_BIN)/bench-workers ./bench/cmd/workers
 
 bench: bench-deps bench-tools ## Benchmark handoff against direct, HAProxy, nginx, Caddy, Varnish (BENCH_DURATION, BENCH_REPEAT)
 	BENCH_DURATION=$(BENCH_DURATION) BENCH_REPEAT=$(BENCH_REPEAT) BENCH_WARMUP=$(BENCH_WARMUP) BENCH_NICE=$(BENCH_NICE) \
@@ -72,3 +74,8 @@ bench-profile: bench-deps bench-tools ## pprof CPU and allocation profiles of ha
 soak: bench-deps bench-tools ## Soak handoff under mixed load for DURATION (default 10m); fails on leaks or failed requests
 	DURATION=$(DURATION) $(BENCH_BIN)/bench-soak -handoff $(BENCH_BIN)/handoff -backend $(BENCH_BIN)/bench-backend \
 		-out $(BENCH_RESULTS)/soak-$$(date +%Y%m%d-%H%M%S)
+
+bench-workers: bench-deps bench-tools ## 3 handoff workers sharing one socket vs one SO_REUSEPORT socket each: rate, p99, CPU spread
+	BENCH_DURATION=$(BENCH_DURATION) BENCH_REPEAT=$(BENCH_REPEAT) BENCH_WARMUP=$(BENCH_WARMUP) BENCH_NICE=$(BENCH_NICE) \
+		$(BENCH_BIN)/bench-workers -handoff $(BENCH_BIN)/handoff -backend $(BENCH_BIN)/bench-backend \
+		-out $(BENCH_RESULTS)/workers-$$(date +%Y%m%d-%H%M%S)
