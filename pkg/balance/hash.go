@@ -8,6 +8,8 @@ import (
 	"net/textproto"
 	"strings"
 
+	"golang.org/x/net/http/httpguts"
+
 	"github.com/handoff-proxy/handoff/pkg/upstream"
 )
 
@@ -56,7 +58,7 @@ func ParseHashKey(s string) (HashKey, error) {
 	if !found {
 		return HashKey{}, fmt.Errorf("parse hash key %q: %w: want client_ip, header:<name> or cookie:<name>", s, ErrInvalidHashKey)
 	}
-	if !isToken(name) {
+	if !httpguts.ValidHeaderFieldName(name) {
 		return HashKey{}, fmt.Errorf("parse hash key %q: %w: name %q is not a token", s, ErrInvalidHashKey, name)
 	}
 	switch source {
@@ -180,7 +182,7 @@ func cookieValue(h http.Header, name string) (string, bool) {
 			}
 			n, v, _ := strings.Cut(part, "=")
 			n = textproto.TrimString(n)
-			if n != name || !isToken(n) {
+			if n != name || !httpguts.ValidHeaderFieldName(n) {
 				continue
 			}
 			if len(v) > 1 && v[0] == '"' && v[len(v)-1] == '"' {
@@ -201,25 +203,6 @@ func validCookieValue(v string) bool {
 	for i := 0; i < len(v); i++ {
 		b := v[i]
 		if b < 0x20 || b >= 0x7f || b == '"' || b == ';' || b == '\\' {
-			return false
-		}
-	}
-	return true
-}
-
-// isToken reports whether s is a non-empty RFC 9110 §5.6.2 token:
-// tchar = "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" / "-" / "." /
-// "^" / "_" / "`" / "|" / "~" / DIGIT / ALPHA.
-func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
-		default:
 			return false
 		}
 	}

@@ -8,6 +8,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // checkLoadResult asserts Load's contract: Errors with located, non-empty
@@ -184,8 +186,8 @@ func FuzzHashKey(f *testing.F) {
 				t.Fatalf("%q rejected: %v", key, err)
 			}
 		case found && (kind == "header" || kind == "cookie"):
-			if (err == nil) != isToken(name) {
-				t.Fatalf("%q: err %v, but token = %v", key, err, isToken(name))
+			if (err == nil) != httpguts.ValidHeaderFieldName(name) {
+				t.Fatalf("%q: err %v, but token = %v", key, err, httpguts.ValidHeaderFieldName(name))
 			}
 		default:
 			if err == nil {

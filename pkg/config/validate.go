@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // Allowed values of the enumerated keys.
@@ -336,34 +338,18 @@ func checkHashKey(k string) error {
 	case k == "" || k == defaultHashKey:
 		return nil
 	case strings.HasPrefix(k, "header:"):
-		if name := strings.TrimPrefix(k, "header:"); !isToken(name) {
+		if name := strings.TrimPrefix(k, "header:"); !httpguts.ValidHeaderFieldName(name) {
 			return fmt.Errorf("%q: %q is not a header name", k, name)
 		}
 		return nil
 	case strings.HasPrefix(k, "cookie:"):
 		// RFC 6265 §4.1.1: cookie-name is a token.
-		if name := strings.TrimPrefix(k, "cookie:"); !isToken(name) {
+		if name := strings.TrimPrefix(k, "cookie:"); !httpguts.ValidHeaderFieldName(name) {
 			return fmt.Errorf("%q: %q is not a cookie name", k, name)
 		}
 		return nil
 	}
 	return fmt.Errorf("%q is not a hash key (%s)", k, allowed)
-}
-
-// isToken reports whether s is an RFC 9110 §5.6.2 token: one or more
-// tchar ("!#$%&'*+-.^_`|~", digits, letters). Header field names (§5.1),
-// method names (§9.1) and cookie names (RFC 6265 §4.1.1) are tokens.
-func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := range len(s) {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
-			return false
-		}
-	}
-	return true
 }
 
 // validFieldValue reports whether s may be a header field value (RFC 9110
@@ -509,7 +495,7 @@ func (v *validator) match(key string, m Match) (string, bool) {
 	methods := make([]string, 0, len(m.Methods))
 	for i, meth := range m.Methods {
 		// RFC 9110 §9.1: method = token.
-		if !isToken(meth) {
+		if !httpguts.ValidHeaderFieldName(meth) {
 			v.errs.add(indexKey(joinKey(key, "methods"), i), "%q is not a method name", meth)
 			ok = false
 		}
@@ -523,7 +509,7 @@ func (v *validator) match(key string, m Match) (string, bool) {
 		hkey := joinKey(joinKey(key, "headers"), name)
 		val := m.Headers[name]
 		// RFC 9110 §5.1: field-name = token; §5.5 for values.
-		if !isToken(name) {
+		if !httpguts.ValidHeaderFieldName(name) {
 			v.errs.add(hkey, "%q is not a header name", name)
 			ok = false
 			continue

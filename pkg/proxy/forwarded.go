@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // ErrMalformedForwarded is returned (wrapped) by ParseForwarded and
@@ -84,7 +86,7 @@ func parseForwardedValue(out []ForwardedElement, s string) ([]ForwardedElement, 
 				continue
 			}
 			start := i
-			for i < len(s) && isTokenChar(s[i]) {
+			for i < len(s) && httpguts.IsTokenRune(rune(s[i])) {
 				i++
 			}
 			if i == start {
@@ -147,7 +149,7 @@ func parseForwardedValueToken(s string, i int) (string, int, error) {
 		return "", i, fmt.Errorf("%w: unterminated quoted-string", ErrMalformedForwarded)
 	}
 	start := i
-	for i < len(s) && isTokenChar(s[i]) {
+	for i < len(s) && httpguts.IsTokenRune(rune(s[i])) {
 		i++
 	}
 	if i == start {
@@ -294,7 +296,7 @@ func AppendForwarded(b []byte, elems []ForwardedElement) []byte {
 // quoted-string otherwise (RFC 7239 §4: IPv6 addresses and ports need
 // quoting because ":" and "[" are not token characters).
 func appendForwardedValue(b []byte, v string) []byte {
-	if isToken(v) {
+	if httpguts.ValidHeaderFieldName(v) {
 		return append(b, v...)
 	}
 	b = append(b, '"')
@@ -367,13 +369,6 @@ func skipOWS(s string, i int) int {
 	return i
 }
 
-// isTokenChar reports whether c is a tchar (RFC 9110 §5.6.2):
-// "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" / "-" / "." / "^" / "_" /
-// "`" / "|" / "~" / DIGIT / ALPHA.
-func isTokenChar(c byte) bool {
-	return isAlpha(c) || isDigit(c) || (c < 0x80 && strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0)
-}
-
 // validHost reports whether h is a plausible Host field value (RFC 9110
 // §7.2: uri-host [ ":" port ]), checked like net/http does: non-empty and
 // made only of bytes that may appear in a reg-name, an IP literal or a
@@ -402,18 +397,6 @@ func headerContainsToken(values []string, token string) bool {
 		}
 	}
 	return false
-}
-
-func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if !isTokenChar(s[i]) {
-			return false
-		}
-	}
-	return true
 }
 
 // isQDText reports whether c is qdtext (RFC 9110 §5.6.4): HTAB, SP, VCHAR

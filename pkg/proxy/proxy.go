@@ -31,6 +31,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/net/http/httpguts"
+
 	"github.com/handoff-proxy/handoff/pkg/reqinfo"
 	"github.com/handoff-proxy/handoff/pkg/upstream"
 )
@@ -130,7 +132,7 @@ func New(o Options) (*Handler, error) {
 	if via == "" {
 		via = "handoff"
 	}
-	if !isToken(via) {
+	if !httpguts.ValidHeaderFieldName(via) {
 		return nil, fmt.Errorf("new proxy for %q: via pseudonym %q is not a token", o.Pool.Name, via)
 	}
 	ut, err := o.Transports.get(o.Pool.Name, o.Pool.Config)

@@ -17,6 +17,8 @@ import (
 	"strconv"
 	"strings"
 
+	"golang.org/x/net/http/httpguts"
+
 	"github.com/handoff-proxy/handoff/pkg/config"
 	"github.com/handoff-proxy/handoff/pkg/reqinfo"
 )
@@ -141,7 +143,7 @@ func build(i int, cr config.Route, handlers map[string]http.Handler) (*Route, er
 		rt.prefix = p
 	}
 	for _, m := range cr.Match.Methods {
-		if !isToken(m) {
+		if !httpguts.ValidHeaderFieldName(m) {
 			return nil, fmt.Errorf("%w: method %q is not a token", ErrInvalidRoute, m)
 		}
 		// RFC 9110 §9.1: methods are case-sensitive and the standard
@@ -152,7 +154,7 @@ func build(i int, cr config.Route, handlers map[string]http.Handler) (*Route, er
 		rt.Match.Headers = make(map[string]string, len(cr.Match.Headers))
 	}
 	for name, value := range cr.Match.Headers {
-		if !isToken(name) {
+		if !httpguts.ValidHeaderFieldName(name) {
 			return nil, fmt.Errorf("%w: header name %q is not a token", ErrInvalidRoute, name)
 		}
 		rt.Match.Headers[name] = value
@@ -479,24 +481,6 @@ func isClean(p string) bool {
 			return false
 		}
 		start = i + 1
-	}
-	return true
-}
-
-// isToken reports whether s is a non-empty RFC 9110 §5.6.2 token, the
-// grammar of methods and header field names.
-func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
-		default:
-			return false
-		}
 	}
 	return true
 }
