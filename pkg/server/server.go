@@ -100,7 +100,6 @@ type Server struct {
 	// certs per TLS listener, swapped on reload.
 	certs map[string]*certStore
 
-	reloadMu   sync.Mutex
 	reloads    atomic.Uint64
 	lastReload atomic.Pointer[ReloadResult]
 
@@ -627,10 +626,9 @@ func (s *Server) LastReload() (ReloadResult, bool) {
 	return *r, true
 }
 
-// reload runs on the Run goroutine.
+// reload runs on the Run goroutine only (Reload hands it over through
+// reloadCh), so reloads are serialised without a lock.
 func (s *Server) reload() ReloadResult {
-	s.reloadMu.Lock()
-	defer s.reloadMu.Unlock()
 	// sd_notify(3): RELOADING=1 with MONOTONIC_USEC, and READY=1 must
 	// follow even when the reload fails, or the unit hangs in "reloading".
 	s.notify(func(n Notifier) error { return n.Reloading() })
@@ -648,7 +646,7 @@ func (s *Server) reload() ReloadResult {
 	}
 	cfg, err := s.opts.Load()
 	if err == nil {
-		err = s.applyLocked(cfg, &res)
+		err = s.apply(cfg, &res)
 	}
 	if err != nil {
 		res.Error = err.Error()
@@ -665,7 +663,7 @@ func (s *Server) reload() ReloadResult {
 	return res
 }
 
-func (s *Server) applyLocked(cfg *config.Config, res *ReloadResult) error {
+func (s *Server) apply(cfg *config.Config, res *ReloadResult) error {
 	old := s.cfg.Load()
 	// Certificates of existing TLS listeners are reloaded in place; other
 	// listener changes need new sockets and are reported.
