@@ -34,9 +34,10 @@ run: build ## Run two demo backends and handoff in quick mode on 127.0.0.1:8080 
 	@set -m; \
 	$(BIN)/demo-backend -listen 127.0.0.1:9001 -name backend-1 & b1=$$!; \
 	$(BIN)/demo-backend -listen 127.0.0.1:9002 -name backend-2 & b2=$$!; \
-	trap 'kill $$b1 $$b2 2>/dev/null' EXIT; \
 	echo "handoff on http://127.0.0.1:8080 -> 127.0.0.1:9001, 127.0.0.1:9002; admin on http://127.0.0.1:9901 (Ctrl-C stops)"; \
-	$(BIN)/handoff -l 127.0.0.1:8080 -b 127.0.0.1:9001 -b 127.0.0.1:9002 -s round_robin --log-format text
+	$(BIN)/handoff -l 127.0.0.1:8080 -b 127.0.0.1:9001 -b 127.0.0.1:9002 -s round_robin --log-format text & h=$$!; \
+	trap 'kill $$h $$b1 $$b2 2>/dev/null; wait' EXIT; trap 'exit 0' INT TERM; \
+	wait $$h
 
 .PHONY: test
 test: unit integration ## The whole test suite: unit tests, then the real-systemd scenarios (root)
