@@ -141,13 +141,20 @@ func adminDo(ctx context.Context, method, addr, path string, out any) error {
 	url := "http://" + addr + path
 	tr := &http.Transport{}
 	if sock, ok := strings.CutPrefix(addr, "unix:"); ok {
-		url = "http://admin" + path
+		// The admin API refuses state changes for a Host that is not an
+		// IP address or localhost (DNS rebinding, see admin.Guard).
+		url = "http://localhost" + path
 		tr = unixTransport(sock)
 	}
 	defer tr.CloseIdleConnections()
 	req, err := http.NewRequestWithContext(ctx, method, url, nil)
 	if err != nil {
 		return fmt.Errorf("build request: %w", err)
+	}
+	if method == http.MethodPost {
+		// A non-simple request: admin.Guard refuses state changes a
+		// browser could send without a CORS preflight.
+		req.Header.Set("Content-Type", "application/json")
 	}
 	resp, err := (&http.Client{Transport: tr}).Do(req)
 	if err != nil {

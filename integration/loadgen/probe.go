@@ -66,6 +66,10 @@ func Probe(ctx context.Context, opts ProbeOptions) (ProbeResult, error) {
 	if err != nil {
 		return ProbeResult{}, fmt.Errorf("loadgen: probe request: %w", err)
 	}
+	if method == http.MethodPost {
+		// handoff's admin API takes state changes as JSON only.
+		req.Header.Set("Content-Type", "application/json")
+	}
 	tr := newTransport(opts.InsecureTLS, true)
 	defer tr.CloseIdleConnections()
 	var res ProbeResult

@@ -147,3 +147,33 @@ func clientIP(remoteAddr string) string {
 	}
 	return host
 }
+
+// ServerAnswer logs at Info through logger a response the HTTP server
+// wrote itself without a handler (400 for a malformed request, 431 for
+// oversized headers, 501, 505): the request was never parsed, so only the
+// client, the status and the time are known; the other keys are empty so
+// that every record has the same shape.
+func ServerAnswer(logger *slog.Logger, remoteAddr string, status int, at time.Time) {
+	if logger == nil || !logger.Handler().Enabled(context.Background(), slog.LevelInfo) {
+		return
+	}
+	record := slog.NewRecord(at, slog.LevelInfo, Message, 0)
+	record.AddAttrs(
+		slog.String(KeyClient, clientIP(remoteAddr)),
+		slog.String(KeyMethod, ""),
+		slog.String(KeyHost, ""),
+		slog.String(KeyURI, ""),
+		slog.String(KeyProto, "HTTP/1.1"),
+		slog.Int(KeyStatus, status),
+		slog.Int64(KeyBytes, 0),
+		slog.Float64(KeyDuration, 0),
+		slog.String(KeyRoute, ""),
+		slog.String(KeyUpstream, ""),
+		slog.String(KeyTarget, ""),
+		slog.Int(KeyRetries, 0),
+		slog.String(KeyRequestID, ""),
+		slog.String(KeyUserAgent, ""),
+		slog.String(KeyReferer, ""),
+	)
+	_ = logger.Handler().Handle(context.Background(), record)
+}

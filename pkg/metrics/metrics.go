@@ -92,6 +92,8 @@ type Metrics struct {
 	retries        *prometheus.CounterVec
 	upstreamErrors *prometheus.CounterVec
 
+	acceptErrors   *prometheus.CounterVec
+
 	reloads         *prometheus.CounterVec
 	lastReloadOK    prometheus.Gauge
 	reloadSucceeded prometheus.Counter
@@ -143,6 +145,11 @@ func New(opts Options) *Metrics {
 		Name:      "upstream_errors_total",
 		Help:      "Failures talking to a target, by kind.",
 	}, []string{"upstream", "target", "kind"})
+	m.acceptErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace,
+		Name:      "accept_errors_total",
+		Help:      "Failed accept(2) calls on a traffic listener (for example EMFILE: too many open files), by listener.",
+	}, []string{"listener"})
 	m.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: namespace,
 		Name:      "config_reloads_total",
@@ -168,7 +175,7 @@ func New(opts Options) *Metrics {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.requests, m.duration, m.inFlight,
-		m.retries, m.upstreamErrors,
+		m.retries, m.upstreamErrors, m.acceptErrors,
 		m.reloads, m.lastReloadOK, buildInfo,
 		newPoolCollector(opts.Pools, m.now),
 	)
@@ -249,6 +256,25 @@ func (m *Metrics) Reload(ok bool) {
 	}
 	m.reloadSucceeded.Inc()
 	m.lastReloadOK.Set(float64(m.now().UnixNano()) / 1e9)
+}
+
+// Loaded records the initial configuration load: it sets
+// handoff_config_last_reload_success_timestamp_seconds to now without
+// counting a reload.
+func (m *Metrics) Loaded() {
+	m.lastReloadOK.Set(float64(m.now().UnixNano()) / 1e9)
+}
+
+// ServerAnswer counts a response the HTTP server wrote without a handler
+// (400 for a malformed request, 431 for oversized headers) in
+// handoff_requests_total, with empty route and upstream.
+func (m *Metrics) ServerAnswer(code int) {
+	m.requests.WithLabelValues("", "", strconv.Itoa(code)).Inc()
+}
+
+// AcceptError counts a failed accept on listener.
+func (m *Metrics) AcceptError(listener string) {
+	m.acceptErrors.WithLabelValues(label(listener)).Inc()
 }
 
 // Retry counts one more attempt of a request on another target of

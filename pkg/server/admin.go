@@ -6,6 +6,9 @@ import (
 	"errors"
 	"net/http"
 	"time"
+
+	"github.com/handoff-proxy/handoff/pkg/admin"
+	"github.com/handoff-proxy/handoff/pkg/config"
 )
 
 // serveReload is the admin endpoint behind `handoff reload`: POST reloads
@@ -97,4 +100,20 @@ func (s *Server) serveUpgradeState(w http.ResponseWriter) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(st)
+}
+
+func (s *Server) adminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/", admin.New(admin.Options{
+		Metrics:   s.metrics.Handler(),
+		Ready:     func() bool { return !s.shuttingDwn.Load() },
+		Upstreams: s.pools,
+		Config:    func() *config.Config { return config.Redacted(s.config()) },
+		Now:       s.now,
+		Logger:    s.log,
+	}))
+	mux.HandleFunc("/api/v1/reload", s.serveReload)
+	mux.HandleFunc("/api/v1/upgrade", s.serveUpgrade)
+	s.debugRoutes(mux)
+	return admin.Guard(mux)
 }

@@ -1,0 +1,251 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"runtime/debug"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/handoff-proxy/handoff/pkg/accesslog"
+	"github.com/handoff-proxy/handoff/pkg/balance"
+	"github.com/handoff-proxy/handoff/pkg/config"
+	"github.com/handoff-proxy/handoff/pkg/metrics"
+	"github.com/handoff-proxy/handoff/pkg/proxy"
+	"github.com/handoff-proxy/handoff/pkg/route"
+	"github.com/handoff-proxy/handoff/pkg/upstream"
+)
+
+// generation is everything built from one config: the handler chain
+// (access log, metrics, routes, forwarders), the pools and selectors, and
+// the background work they own (health probers, shared-state
+// subscriptions, cache refreshers as those features land). A reload builds
+// and starts a new generation, swaps it in, and retires the old one; the
+// old one is closed once the last request that started on it is done, so
+// in-flight requests finish on the config they started with (Caddy's
+// Provision/Cleanup, traefik's safe pools).
+type generation struct {
+	cfg     *config.Config
+	log     *slog.Logger
+	handler http.Handler
+	pools   []*upstream.Pool
+
+	// refs counts requests being served on this generation; once retired
+	// and back at zero, idle is closed and the server closes it.
+	refs     atomic.Int64
+	retired  atomic.Bool
+	idleOnce sync.Once
+	idle     chan struct{}
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	closed sync.Once
+}
+
+// buildDeps is what a generation borrows from the process: the parts that
+// outlive a reload (state keyed by address, connection pools, the metrics
+// registry) are shared, never owned.
+type buildDeps struct {
+	log       *slog.Logger
+	accessLog *slog.Logger
+	now       func() time.Time
+	metrics   *metrics.Metrics
+	registry  *upstream.Registry
+	tports    *proxy.Transports
+}
+
+// newGeneration builds the handlers of cfg without starting anything.
+func newGeneration(cfg *config.Config, d buildDeps) (*generation, error) {
+	trusted, err := parsePrefixes(cfg.TrustedProxies)
+	if err != nil {
+		return nil, err
+	}
+	if err := d.tports.Update(cfg.Upstreams); err != nil {
+		return nil, fmt.Errorf("build transports: %w", err)
+	}
+	names := make([]string, 0, len(cfg.Upstreams))
+	for n := range cfg.Upstreams {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	handlers := make(map[string]http.Handler, len(names))
+	pools := make([]*upstream.Pool, 0, len(names))
+	for _, name := range names {
+		pool, err := d.registry.NewPool(name, cfg.Upstreams[name])
+		if err != nil {
+			return nil, err
+		}
+		sel, err := balance.New(pool, balance.Options{TrustedClientIP: func(r *http.Request) string {
+			ip := proxy.ClientIP(r, trusted)
+			if !ip.IsValid() {
+				return ""
+			}
+			return ip.String()
+		}})
+		if err != nil {
+			return nil, fmt.Errorf("upstream %q: %w", name, err)
+		}
+		h, err := proxy.New(proxy.Options{
+			Pool:           pool,
+			Selector:       sel,
+			Transports:     d.tports,
+			TrustedProxies: trusted,
+			Logger:         d.log,
+			Observer:       d.metrics,
+			Now:            d.now,
+			MaxRequestBody: cfg.Limits.MaxRequestBody,
+			RequestTimeout: cfg.Timeouts.Request,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("upstream %q: %w", name, err)
+		}
+		handlers[name] = h
+		pools = append(pools, pool)
+	}
+	table, err := route.New(cfg.Routes, handlers)
+	if err != nil {
+		return nil, fmt.Errorf("build routes: %w", err)
+	}
+	g := &generation{cfg: cfg, log: d.log, pools: pools, idle: make(chan struct{})}
+	g.handler = g.chain(table, d, cfg)
+	return g, nil
+}
+
+// chain wraps the route table in the middleware of this generation,
+// outermost first: access log, metrics, routes. The order lives here, with
+// the config that decides it, not in the Server.
+func (g *generation) chain(h http.Handler, d buildDeps, cfg *config.Config) http.Handler {
+	h = d.metrics.Middleware(h)
+	if cfg.Log.Access == nil || *cfg.Log.Access {
+		h = accesslog.Middleware(d.accessLog, h)
+	}
+	return h
+}
+
+func parsePrefixes(list []string) ([]netip.Prefix, error) {
+	out := make([]netip.Prefix, 0, len(list))
+	for _, s := range list {
+		if p, err := netip.ParsePrefix(s); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("trusted_proxies: %q is neither a CIDR nor an IP", s)
+		}
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out, nil
+}
+
+// Start launches the generation's background work under ctx. It returns
+// once the generation is ready to serve (for example, shared verdicts
+// loaded), so a process never serves on a generation that does not know
+// what the others know.
+func (g *generation) Start(ctx context.Context) error {
+	g.ctx, g.cancel = context.WithCancel(ctx)
+	return nil
+}
+
+// Close stops the background work and waits for it. It is idempotent and
+// safe on a generation that was never started.
+func (g *generation) Close() {
+	g.closed.Do(func() {
+		if g.cancel != nil {
+			g.cancel()
+		}
+		g.wg.Wait()
+	})
+}
+
+// goFunc runs f on a goroutine the generation owns: f's context ends when
+// the generation is closed, and Close waits for f to return. A panic in f
+// is logged with its stack and does not take the process down: background
+// work (probes, subscriptions) must never kill the proxy (traefik
+// pkg/safe). Only valid after Start.
+func (g *generation) goFunc(name string, f func(ctx context.Context)) {
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		defer func() {
+			if v := recover(); v != nil {
+				g.log.Error("background task panicked", "task", name, "panic", v, "stack", string(debug.Stack()))
+			}
+		}()
+		f(g.ctx)
+	}()
+}
+
+// acquire counts a request as served by g; release ends it.
+func (g *generation) acquire() { g.refs.Add(1) }
+
+func (g *generation) release() {
+	if g.refs.Add(-1) == 0 && g.retired.Load() {
+		g.idleOnce.Do(func() { close(g.idle) })
+	}
+}
+
+// retire marks g as replaced: no new request starts on it, and idle is
+// closed once the requests that did are done.
+func (g *generation) retire() {
+	g.retired.Store(true)
+	if g.refs.Load() == 0 {
+		g.idleOnce.Do(func() { close(g.idle) })
+	}
+}
+
+// generations holds the current generation and closes retired ones when
+// their last request is done.
+type generations struct {
+	current atomic.Pointer[generation]
+	wg      sync.WaitGroup
+}
+
+// acquire returns the current generation with a request counted on it.
+// The loop closes the race with a reload: a request that counted itself on
+// a generation that was swapped out meanwhile tries the new one, so no
+// request ever starts on a generation that retire already saw idle.
+func (gs *generations) acquire() *generation {
+	for {
+		g := gs.current.Load()
+		g.acquire()
+		if gs.current.Load() == g {
+			return g
+		}
+		g.release()
+	}
+}
+
+// swap makes next current and retires the previous generation, closing it
+// in the background once its requests are done. The first swap has no
+// previous generation.
+func (gs *generations) swap(next *generation) {
+	prev := gs.current.Swap(next)
+	if prev == nil {
+		return
+	}
+	prev.retire()
+	gs.wg.Add(1)
+	go func() {
+		defer gs.wg.Done()
+		<-prev.idle
+		prev.Close()
+	}()
+}
+
+// close retires the current generation and waits until every generation
+// is closed, which is when every request on them is done.
+func (gs *generations) close() {
+	if g := gs.current.Load(); g != nil {
+		g.retire()
+		<-g.idle
+		g.Close()
+	}
+	gs.wg.Wait()
+}

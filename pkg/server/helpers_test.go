@@ -1,0 +1,56 @@
+package server
+
+import (
+	"bytes"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/handoff-proxy/handoff/pkg/metrics"
+)
+
+// syncBuffer is a bytes.Buffer safe for the concurrent writes of a logger.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+type bufResponse struct {
+	h http.Header
+	b *bytes.Buffer
+}
+
+func (r *bufResponse) Header() http.Header         { return r.h }
+func (r *bufResponse) Write(p []byte) (int, error) { return r.b.Write(p) }
+func (r *bufResponse) WriteHeader(int)             {}
+
+func mustReq(t *testing.T, path string) *http.Request {
+	t.Helper()
+	return httptest.NewRequest(http.MethodGet, path, nil)
+}
+
+func newTestMetrics() *metrics.Metrics { return metrics.New(metrics.Options{}) }
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
