@@ -11,7 +11,7 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/handoff-proxy/handoff/bench/backend"
+	"github.com/handoff-proxy/handoff/pkg/origin"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -170,10 +170,10 @@ func seq(n int) []time.Duration {
 }
 
 func TestRunWSAgainstBackend(t *testing.T) {
-	srv := httptest.NewServer(backend.Handler(backend.Options{}))
+	srv := httptest.NewServer(origin.Handler(origin.Options{}))
 	t.Cleanup(srv.Close)
 	r, err := RunWS(t.Context(), WSOptions{
-		URL: "ws" + strings.TrimPrefix(srv.URL, "http") + backend.PathWebSocket, Connections: 4,
+		URL: "ws" + strings.TrimPrefix(srv.URL, "http") + origin.PathWebSocket, Connections: 4,
 		Window: Window{Warmup: 200 * time.Millisecond, Duration: time.Second},
 	})
 	if err != nil {
@@ -197,7 +197,7 @@ func TestRunWSRefused(t *testing.T) {
 }
 
 func TestRunRate(t *testing.T) {
-	srv := httptest.NewServer(backend.Handler(backend.Options{}))
+	srv := httptest.NewServer(origin.Handler(origin.Options{}))
 	t.Cleanup(srv.Close)
 	tests := []struct {
 		name     string
@@ -205,8 +205,8 @@ func TestRunRate(t *testing.T) {
 		rate     float64
 		wantErrs bool
 	}{
-		{name: "keeps up", url: srv.URL + backend.Path1K, rate: 500},
-		{name: "404s are errors", url: srv.URL + "/nope", rate: 200, wantErrs: true},
+		{name: "keeps up", url: srv.URL + origin.Path1K, rate: 500},
+		{name: "non-2xx are errors", url: srv.URL + origin.PathSleep + "?ms=x", rate: 200, wantErrs: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -233,7 +233,7 @@ func TestRunTCPAgainstSource(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	src := backend.NewSource(ln)
+	src := origin.NewSource(ln)
 	t.Cleanup(func() { _ = src.Close() })
 	r, err := RunTCP(t.Context(), TCPOptions{Addr: ln.Addr().String(), Connections: 2, Window: Window{Duration: time.Second}})
 	if err != nil {
@@ -247,16 +247,16 @@ func TestRunTCPAgainstSource(t *testing.T) {
 // TestRunWrkAndH2load runs the real tools against the backend when they are
 // installed (bench/install.sh installs them).
 func TestRunWrkAndH2load(t *testing.T) {
-	h := backend.Handler(backend.Options{})
+	h := origin.Handler(origin.Options{})
 	srv := httptest.NewUnstartedServer(h)
-	srv.Config = backend.NewHTTPServer(h)
+	srv.Config = origin.NewHTTPServer(h)
 	srv.Start()
 	t.Cleanup(srv.Close)
 	t.Run("wrk", func(t *testing.T) {
 		if _, err := exec.LookPath("wrk"); err != nil {
 			t.Skip("wrk not installed")
 		}
-		r, out, err := RunWrk(t.Context(), WrkOptions{URL: srv.URL + backend.PathPostSink, Connections: 4, Duration: time.Second, PostBody: 4096, ScriptDir: t.TempDir()})
+		r, out, err := RunWrk(t.Context(), WrkOptions{URL: srv.URL + origin.PathPostSink, Connections: 4, Duration: time.Second, PostBody: 4096, ScriptDir: t.TempDir()})
 		if err != nil {
 			t.Fatalf("%v: %s", err, out)
 		}
@@ -268,7 +268,7 @@ func TestRunWrkAndH2load(t *testing.T) {
 		if _, err := exec.LookPath("h2load"); err != nil {
 			t.Skip("h2load not installed")
 		}
-		r, out, err := RunH2load(t.Context(), H2loadOptions{URL: srv.URL + backend.Path1K, Clients: 2, Streams: 4, Duration: time.Second, LogDir: t.TempDir()})
+		r, out, err := RunH2load(t.Context(), H2loadOptions{URL: srv.URL + origin.Path1K, Clients: 2, Streams: 4, Duration: time.Second, LogDir: t.TempDir()})
 		if err != nil {
 			t.Fatalf("%v: %s", err, out)
 		}

@@ -17,9 +17,9 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/handoff-proxy/handoff/bench/backend"
 	"github.com/handoff-proxy/handoff/bench/load"
 	"github.com/handoff-proxy/handoff/bench/selfcert"
+	"github.com/handoff-proxy/handoff/pkg/origin"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -34,9 +34,9 @@ func (w tWriter) Write(p []byte) (int, error) {
 // startBackend runs the bench backend on port-0 listeners.
 func startBackend(t *testing.T, files selfcert.Files) Backend {
 	t.Helper()
-	h := backend.Handler(backend.Options{})
+	h := origin.Handler(origin.Options{})
 	plain := httptest.NewUnstartedServer(h)
-	plain.Config = backend.NewHTTPServer(h)
+	plain.Config = origin.NewHTTPServer(h)
 	plain.Start()
 	t.Cleanup(plain.Close)
 	secure := httptest.NewUnstartedServer(h)
@@ -52,7 +52,7 @@ func startBackend(t *testing.T, files selfcert.Files) Backend {
 	if err != nil {
 		t.Fatal(err)
 	}
-	src := backend.NewSource(ln)
+	src := origin.NewSource(ln)
 	t.Cleanup(func() { _ = src.Close() })
 	return Backend{
 		HTTP:  strings.TrimPrefix(plain.URL, "http://"),
@@ -129,31 +129,31 @@ func checkCap(t *testing.T, ctx context.Context, peer string, cp Capability, ep 
 	}
 	switch cp {
 	case CapHTTP:
-		get(&http.Transport{}, "http://"+ep.HTTP+backend.Path1K, 1024)
+		get(&http.Transport{}, "http://"+ep.HTTP+origin.Path1K, 1024)
 	case CapH2C:
 		var p http.Protocols
 		p.SetUnencryptedHTTP2(true)
-		resp := get(&http.Transport{Protocols: &p}, "http://"+ep.H2C+backend.Path1K, 1024)
+		resp := get(&http.Transport{Protocols: &p}, "http://"+ep.H2C+origin.Path1K, 1024)
 		if resp.ProtoMajor != 2 {
 			t.Fatalf("proto %s, want HTTP/2", resp.Proto)
 		}
 	case CapTLS:
 		tr := &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, ForceAttemptHTTP2: true}
-		resp := get(tr, "https://"+ep.HTTPS+backend.Path100K, 100<<10)
+		resp := get(tr, "https://"+ep.HTTPS+origin.Path100K, 100<<10)
 		if resp.ProtoMajor != 2 {
 			t.Fatalf("proto %s, want HTTP/2 by ALPN", resp.Proto)
 		}
 	case CapCache:
 		// The backend numbers each response it generates: a hit repeats
 		// the number. Direct is the uncached baseline.
-		url := "http://" + ep.HTTP + backend.PathCache1K
-		first := get(&http.Transport{}, url, 1024).Header.Get(backend.HeaderOriginSeq)
-		second := get(&http.Transport{}, url, 1024).Header.Get(backend.HeaderOriginSeq)
+		url := "http://" + ep.HTTP + origin.PathCache1K
+		first := get(&http.Transport{}, url, 1024).Header.Get(origin.HeaderOriginSeq)
+		second := get(&http.Transport{}, url, 1024).Header.Get(origin.HeaderOriginSeq)
 		if first == "" || (peer != Direct && second != first) {
 			t.Fatalf("origin sequence %q then %q: second GET was not a cache hit", first, second)
 		}
 	case CapWebSocket:
-		r, err := load.RunWS(ctx, load.WSOptions{URL: "ws://" + ep.HTTP + backend.PathWebSocket, Connections: 2, Window: load.Window{Duration: time.Second}})
+		r, err := load.RunWS(ctx, load.WSOptions{URL: "ws://" + ep.HTTP + origin.PathWebSocket, Connections: 2, Window: load.Window{Duration: time.Second}})
 		if err != nil || r.Ops == 0 || r.Errors != 0 {
 			t.Fatalf("websocket: %+v, %v", r, err)
 		}

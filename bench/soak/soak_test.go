@@ -13,7 +13,7 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/handoff-proxy/handoff/bench/backend"
+	"github.com/handoff-proxy/handoff/pkg/origin"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -140,9 +140,9 @@ func TestRunAgainstBackend(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs for about 15s")
 	}
-	h := backend.Handler(backend.Options{})
+	h := origin.Handler(origin.Options{})
 	srv := httptest.NewUnstartedServer(h)
-	srv.Config = backend.NewHTTPServer(h)
+	srv.Config = origin.NewHTTPServer(h)
 	srv.Start()
 	t.Cleanup(srv.Close)
 	metrics := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -25,13 +25,13 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/handoff-proxy/handoff/bench/backend"
 	"github.com/handoff-proxy/handoff/bench/load"
 	"github.com/handoff-proxy/handoff/bench/peers"
 	"github.com/handoff-proxy/handoff/bench/pin"
 	"github.com/handoff-proxy/handoff/bench/procstat"
 	"github.com/handoff-proxy/handoff/bench/report"
 	"github.com/handoff-proxy/handoff/bench/selfcert"
+	"github.com/handoff-proxy/handoff/pkg/origin"
 )
 
 // Tools that drive a scenario.
@@ -66,22 +66,22 @@ type Scenario struct {
 // Scenarios returns every scenario in report order.
 func Scenarios() []Scenario {
 	return []Scenario{
-		{Name: "h1-get-0b", Title: "HTTP/1.1 keep-alive GET 0 B", Cap: peers.CapHTTP, Tool: ToolWrk, Path: backend.PathEmpty},
-		{Name: "h1-get-1k", Title: "HTTP/1.1 keep-alive GET 1 KiB", Cap: peers.CapHTTP, Tool: ToolWrk, Path: backend.Path1K},
-		{Name: "h1-get-100k", Title: "HTTP/1.1 keep-alive GET 100 KiB", Cap: peers.CapHTTP, Tool: ToolWrk, Path: backend.Path100K},
+		{Name: "h1-get-0b", Title: "HTTP/1.1 keep-alive GET 0 B", Cap: peers.CapHTTP, Tool: ToolWrk, Path: origin.PathEmpty},
+		{Name: "h1-get-1k", Title: "HTTP/1.1 keep-alive GET 1 KiB", Cap: peers.CapHTTP, Tool: ToolWrk, Path: origin.Path1K},
+		{Name: "h1-get-100k", Title: "HTTP/1.1 keep-alive GET 100 KiB", Cap: peers.CapHTTP, Tool: ToolWrk, Path: origin.Path100K},
 		// RFC 9112 §9.6: "Connection: close" makes every response end its
 		// connection; wrk then opens a new one for the next request.
 		// wrk2-style open loop: the same moderate rate for every peer, so
 		// the percentiles compare added latency, not saturation.
-		{Name: "h1-rate-1k", Title: "HTTP/1.1 GET 1 KiB at a constant rate (latency)", Cap: peers.CapHTTP, Tool: ToolRate, Path: backend.Path1K},
-		{Name: "h1-newconn-1k", Title: "HTTP/1.1 new connection per request, 1 KiB", Cap: peers.CapHTTP, Tool: ToolWrk, Path: backend.Path1K, Headers: []string{"Connection: close"}},
-		{Name: "h1-post-64k", Title: "HTTP/1.1 POST 64 KiB body", Cap: peers.CapHTTP, Tool: ToolWrk, Path: backend.PathPostSink, PostBody: 64 << 10},
-		{Name: "h2c-get-1k", Title: "HTTP/2 h2c GET 1 KiB", Cap: peers.CapH2C, Tool: ToolH2load, Path: backend.Path1K},
-		{Name: "h2-tls-get-1k", Title: "HTTP/2 TLS GET 1 KiB", Cap: peers.CapTLS, Tool: ToolH2load, Path: backend.Path1K, TLS: true},
-		{Name: "tls-h1-get-1k", Title: "TLS termination, HTTP/1.1 keep-alive GET 1 KiB", Cap: peers.CapTLS, Tool: ToolWrk, Path: backend.Path1K, TLS: true},
-		{Name: "cache-hit-1k", Title: "Cache hit 1 KiB", Cap: peers.CapCache, Tool: ToolWrk, Path: backend.PathCache1K},
-		{Name: "cache-hit-100k", Title: "Cache hit 100 KiB", Cap: peers.CapCache, Tool: ToolWrk, Path: backend.PathCache100K},
-		{Name: "ws-echo", Title: "WebSocket echo (64 B messages)", Cap: peers.CapWebSocket, Tool: ToolWS, Path: backend.PathWebSocket},
+		{Name: "h1-rate-1k", Title: "HTTP/1.1 GET 1 KiB at a constant rate (latency)", Cap: peers.CapHTTP, Tool: ToolRate, Path: origin.Path1K},
+		{Name: "h1-newconn-1k", Title: "HTTP/1.1 new connection per request, 1 KiB", Cap: peers.CapHTTP, Tool: ToolWrk, Path: origin.Path1K, Headers: []string{"Connection: close"}},
+		{Name: "h1-post-64k", Title: "HTTP/1.1 POST 64 KiB body", Cap: peers.CapHTTP, Tool: ToolWrk, Path: origin.PathPostSink, PostBody: 64 << 10},
+		{Name: "h2c-get-1k", Title: "HTTP/2 h2c GET 1 KiB", Cap: peers.CapH2C, Tool: ToolH2load, Path: origin.Path1K},
+		{Name: "h2-tls-get-1k", Title: "HTTP/2 TLS GET 1 KiB", Cap: peers.CapTLS, Tool: ToolH2load, Path: origin.Path1K, TLS: true},
+		{Name: "tls-h1-get-1k", Title: "TLS termination, HTTP/1.1 keep-alive GET 1 KiB", Cap: peers.CapTLS, Tool: ToolWrk, Path: origin.Path1K, TLS: true},
+		{Name: "cache-hit-1k", Title: "Cache hit 1 KiB", Cap: peers.CapCache, Tool: ToolWrk, Path: origin.PathCache1K},
+		{Name: "cache-hit-100k", Title: "Cache hit 100 KiB", Cap: peers.CapCache, Tool: ToolWrk, Path: origin.PathCache100K},
+		{Name: "ws-echo", Title: "WebSocket echo (64 B messages)", Cap: peers.CapWebSocket, Tool: ToolWS, Path: origin.PathWebSocket},
 		{Name: "l4-tcp", Title: "L4 TCP throughput", Cap: peers.CapTCP, Tool: ToolTCP},
 	}
 }

@@ -1,6 +1,7 @@
-// Command demo-backend is a tiny HTTP origin for trying handoff out
-// (`make run`): it answers every request with its own name and what it saw,
-// so a person can watch the load balancer alternate between backends.
+// Command demo-backend runs handoff's origin server (package origin) for
+// trying handoff out (`make run`): "/" answers with the backend's name, so a
+// person can watch the load balancer alternate between backends, and
+// "/echo" also shows the request line and forwarding headers it received.
 package main
 
 import (
@@ -15,6 +16,8 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+
+	"github.com/handoff-proxy/handoff/pkg/origin"
 )
 
 func main() {
@@ -39,16 +42,7 @@ func run(args []string, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	srv := &http.Server{
-		ReadHeaderTimeout: 10 * time.Second,
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-			w.Header().Set("X-Backend", *name)
-			fmt.Fprintf(w, "hello from %s\n%s %s %s\nX-Forwarded-For: %s\nVia: %s\nX-Request-Id: %s\n",
-				*name, r.Method, r.URL.RequestURI(), r.Proto,
-				r.Header.Get("X-Forwarded-For"), r.Header.Get("Via"), r.Header.Get("X-Request-Id"))
-		}),
-	}
+	srv := origin.NewHTTPServer(origin.Handler(origin.Options{Name: *name}))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	go func() {

@@ -22,11 +22,13 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/handoff-proxy/handoff/pkg/origin"
 )
 
-// BackendHeader is the response header in which Backend names itself; Run
+// BackendHeader is the response header in which the origin names itself; Run
 // counts successful responses by its value.
-const BackendHeader = "X-Backend"
+const BackendHeader = origin.HeaderBackend
 
 // Outcome classifies one request.
 type Outcome string

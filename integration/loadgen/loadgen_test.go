@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/handoff-proxy/handoff/pkg/origin"
 )
 
 func TestMain(m *testing.M) {
@@ -120,7 +122,7 @@ func resetServer(t *testing.T) string {
 }
 
 func TestRunOutcomes(t *testing.T) {
-	ok := httptest.NewServer(&Backend{Name: "alpha"})
+	ok := httptest.NewServer(origin.Handler(origin.Options{Name: "alpha"}))
 	t.Cleanup(ok.Close)
 	unavailable := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "no", http.StatusServiceUnavailable)
@@ -207,7 +209,7 @@ func TestRunKeepAliveMix(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var conns atomic.Int64
-			srv := httptest.NewUnstartedServer(&Backend{Name: "b"})
+			srv := httptest.NewUnstartedServer(origin.Handler(origin.Options{Name: "b"}))
 			srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
 				if s == http.StateNew {
 					conns.Add(1)
@@ -231,7 +233,7 @@ func TestRunKeepAliveMix(t *testing.T) {
 }
 
 func TestRunStopsOnCancel(t *testing.T) {
-	srv := httptest.NewServer(&Backend{})
+	srv := httptest.NewServer(origin.Handler(origin.Options{}))
 	t.Cleanup(srv.Close)
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(150*time.Millisecond, cancel)

@@ -20,7 +20,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/handoff-proxy/handoff/bench/backend"
+	"github.com/handoff-proxy/handoff/pkg/origin"
 )
 
 func main() {
@@ -62,9 +62,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	addrs := Addrs{HTTP: hln.Addr().String(), TCP: tln.Addr().String()}
 
-	h := backend.Handler(backend.Options{Logger: log})
-	srv := backend.NewHTTPServer(h)
-	tlsSrv := backend.NewHTTPServer(h)
+	h := origin.Handler(origin.Options{Logger: log})
+	srv := origin.NewHTTPServer(h)
+	tlsSrv := origin.NewHTTPServer(h)
 	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(hln) }()
 	servers := 1
@@ -82,7 +82,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		go func() { errc <- tlsSrv.Serve(tls.NewListener(sln, tlsSrv.TLSConfig)) }()
 		servers++
 	}
-	src := backend.NewSource(tln)
+	src := origin.NewSource(tln)
 
 	if err := json.NewEncoder(stdout).Encode(addrs); err != nil {
 		return fmt.Errorf("print addresses: %w", err)

@@ -11,9 +11,9 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/handoff-proxy/handoff/bench/backend"
 	"github.com/handoff-proxy/handoff/bench/load"
 	"github.com/handoff-proxy/handoff/bench/report"
+	"github.com/handoff-proxy/handoff/pkg/origin"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -25,7 +25,7 @@ func TestDriveTCP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	src := backend.NewSource(ln)
+	src := origin.NewSource(ln)
 	t.Cleanup(func() { _ = src.Close() })
 	var out bytes.Buffer
 	if err := run(t.Context(), []string{"drive", "tcp", "-addr", ln.Addr().String(), "-conns", "2", "-duration", "1s"}, &out, os.Stderr, noEnv); err != nil {

@@ -39,12 +39,12 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	benchbackend "github.com/handoff-proxy/handoff/bench/backend"
 	"github.com/handoff-proxy/handoff/bench/load"
 	"github.com/handoff-proxy/handoff/bench/pin"
 	"github.com/handoff-proxy/handoff/bench/procstat"
 	"github.com/handoff-proxy/handoff/bench/suite"
 	"github.com/handoff-proxy/handoff/pkg/activation"
+	"github.com/handoff-proxy/handoff/pkg/origin"
 )
 
 func main() {
@@ -164,7 +164,7 @@ func (o *options) runMode(ctx context.Context, mode, backend string) ([]cell, er
 	}
 	defer stopWorkers(ws)
 
-	url := "http://" + addr + benchbackend.Path1K
+	url := "http://" + addr + origin.Path1K
 	lp := pin.Options{CPUs: o.loadCPUs, Nice: o.nice}
 	var cells []cell
 	for _, sc := range scenarios {

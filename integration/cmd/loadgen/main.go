@@ -32,6 +32,7 @@ import (
 	"time"
 
 	"github.com/handoff-proxy/handoff/integration/loadgen"
+	"github.com/handoff-proxy/handoff/pkg/origin"
 )
 
 func main() {
@@ -136,13 +137,13 @@ func printJSON(w io.Writer, v any) error {
 	return nil
 }
 
-// serve runs a Backend until ctx is done, then shuts it down.
+// serve runs the origin server until ctx is done, then shuts it down.
 func serve(ctx context.Context, addr, name string, log *slog.Logger) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", addr, err)
 	}
-	srv := &http.Server{Handler: &loadgen.Backend{Name: name}, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: origin.Handler(origin.Options{Name: name, Logger: log}), ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	log.Info("backend serving", "addr", ln.Addr().String(), "name", name)

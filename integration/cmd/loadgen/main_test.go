@@ -14,6 +14,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/handoff-proxy/handoff/integration/loadgen"
+	"github.com/handoff-proxy/handoff/pkg/origin"
 )
 
 func TestMain(m *testing.M) {
@@ -44,7 +45,7 @@ func TestRunUsage(t *testing.T) {
 }
 
 func TestRunCommands(t *testing.T) {
-	srv := httptest.NewServer(&loadgen.Backend{Name: "x"})
+	srv := httptest.NewServer(origin.Handler(origin.Options{Name: "x"}))
 	t.Cleanup(srv.Close)
 	ws := "ws" + strings.TrimPrefix(srv.URL, "http") + "/ws"
 	tests := []struct {

@@ -1,10 +1,13 @@
-// Package backend is the origin every benchmark scenario ends at: fixed-size
-// bodies, a cacheable variant of them, a request sink for uploads, a
-// WebSocket echo and a raw TCP byte source. Every peer (and the "direct"
-// baseline) talks to the same backend, so differences come from the proxy.
+// Package origin is the origin server that handoff's demo (`make run`),
+// benchmarks and integration tests proxy to: one server, so that what a
+// person tries, what the benchmarks measure and what the integration tests
+// prove all end at the same code. It serves fixed-size bodies, a cacheable
+// variant of them, a request sink for uploads, a slow path, a WebSocket
+// echo, a request echo, and a raw TCP byte source for L4 scenarios. Every
+// response names the origin in X-Backend.
 //
 // It must not know which proxy is in front of it.
-package backend
+package origin
 
 import (
 	"context"
@@ -31,20 +34,32 @@ const (
 	PathCache100K  = "/cache/100k"
 	PathPostSink   = "/echo-discard"
 	PathWebSocket  = "/ws"
+	PathSleep      = "/sleep"
+	PathEcho       = "/echo"
 	CacheMaxAgeSec = 3600
 )
 
 // HeaderOriginSeq numbers each cacheable response the backend generates.
 const HeaderOriginSeq = "X-Origin-Seq"
 
+// HeaderBackend is the response header in which the origin names itself.
+const HeaderBackend = "X-Backend"
+
 // Options configure Handler.
 type Options struct {
+	// Name is reported in HeaderBackend and in the body of "/". Empty
+	// means "backend".
+	Name string
 	// Logger receives errors of WebSocket sessions. Nil discards.
 	Logger *slog.Logger
 }
 
-// Handler serves the benchmark paths:
+// Handler serves:
 //
+//	GET  /                        "NAME\n" (and any path not listed here)
+//	GET  /echo                    NAME, then the request line and the forwarding
+//	                              headers it saw (for a person trying handoff)
+//	GET  /sleep?ms=N              "NAME\n" after N milliseconds (an in-flight request)
 //	GET  /0, /1k, /100k           bodies of 0, 1024 and 102400 bytes, not cacheable
 //	GET  /cache/1k, /cache/100k   the same bodies with Cache-Control: public, max-age=3600
 //	POST /echo-discard            reads and discards the body, answers 200 with
@@ -54,6 +69,10 @@ func Handler(o Options) http.Handler {
 	log := o.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
+	}
+	name := o.Name
+	if name == "" {
+		name = "backend"
 	}
 	var seq atomic.Uint64
 	body1k := makeBody(1 << 10)
@@ -97,6 +116,32 @@ func Handler(o Options) http.Handler {
 		w.Header().Set("Content-Length", "0")
 		w.WriteHeader(http.StatusOK)
 	})
+	mux.HandleFunc("GET "+PathSleep, func(w http.ResponseWriter, r *http.Request) {
+		ms, err := strconv.Atoi(r.URL.Query().Get("ms"))
+		if err != nil || ms < 0 {
+			http.Error(w, "ms: want a non-negative integer", http.StatusBadRequest)
+			return
+		}
+		t := time.NewTimer(time.Duration(ms) * time.Millisecond)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintln(w, name)
+	})
+	mux.HandleFunc(PathEcho, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintf(w, "%s\n%s %s %s\nHost: %s\nX-Forwarded-For: %s\nForwarded: %s\nVia: %s\nX-Request-Id: %s\n",
+			name, r.Method, r.URL.RequestURI(), r.Proto, r.Host,
+			r.Header.Get("X-Forwarded-For"), r.Header.Get("Forwarded"), r.Header.Get("Via"), r.Header.Get("X-Request-Id"))
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintln(w, name)
+	})
 	mux.HandleFunc("GET "+PathWebSocket, func(w http.ResponseWriter, r *http.Request) {
 		c, err := websocket.Accept(w, r, nil)
 		if err != nil {
@@ -107,7 +152,15 @@ func Handler(o Options) http.Handler {
 			log.Debug("websocket echo ended", "err", err)
 		}
 	})
-	return mux
+	return named(name, mux)
+}
+
+// named sets HeaderBackend on every response.
+func named(name string, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set(HeaderBackend, name)
+		next.ServeHTTP(w, r)
+	})
 }
 
 func echo(ctx context.Context, c *websocket.Conn) error {

@@ -4,74 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"strconv"
 	"time"
 
 	"github.com/coder/websocket"
 )
-
-// Backend is the origin server the integration tests proxy to. It names
-// itself in every response, so a test can tell which config routed a
-// request:
-//
-//	GET /          200, body "NAME\n", header X-Backend: NAME
-//	GET /sleep?ms=N the same after N milliseconds (an in-flight request)
-//	GET /ws        WebSocket echo (RFC 6455)
-type Backend struct {
-	// Name reported in BackendHeader and the body. Empty means "backend".
-	Name string
-}
-
-// ServeHTTP implements http.Handler.
-func (b *Backend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	name := b.Name
-	if name == "" {
-		name = "backend"
-	}
-	switch r.URL.Path {
-	case "/ws":
-		b.serveWebSocket(w, r)
-		return
-	case "/sleep":
-		ms, err := strconv.Atoi(r.URL.Query().Get("ms"))
-		if err != nil || ms < 0 {
-			http.Error(w, "ms: want a non-negative integer", http.StatusBadRequest)
-			return
-		}
-		t := time.NewTimer(time.Duration(ms) * time.Millisecond)
-		defer t.Stop()
-		select {
-		case <-t.C:
-		case <-r.Context().Done():
-			return
-		}
-	}
-	w.Header().Set(BackendHeader, name)
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	fmt.Fprintln(w, name)
-}
-
-func (b *Backend) serveWebSocket(w http.ResponseWriter, r *http.Request) {
-	c, err := websocket.Accept(w, r, nil)
-	if err != nil {
-		return // Accept already answered the client.
-	}
-	defer c.CloseNow()
-	ctx := r.Context()
-	for {
-		typ, msg, err := c.Read(ctx)
-		if err != nil {
-			if websocket.CloseStatus(err) == websocket.StatusNormalClosure {
-				c.Close(websocket.StatusNormalClosure, "")
-			}
-			return
-		}
-		if err := c.Write(ctx, typ, msg); err != nil {
-			return
-		}
-	}
-}
 
 // WSOptions configures HoldWebSocket.
 type WSOptions struct {

@@ -1,4 +1,4 @@
-package backend
+package origin
 
 import (
 	"bytes"
@@ -132,5 +132,47 @@ func TestSourceStreamsAndCloses(t *testing.T) {
 	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if _, err := io.Copy(io.Discard, c); err != nil {
 		t.Fatalf("connection not closed by Close: %v", err)
+	}
+}
+
+func TestNamedPaths(t *testing.T) {
+	srv := httptest.NewServer(Handler(Options{Name: "alpha"}))
+	defer srv.Close()
+	tests := []struct {
+		name     string
+		path     string
+		status   int
+		bodyHas  string
+		minDelay time.Duration
+	}{
+		{name: "root", path: "/", status: 200, bodyHas: "alpha\n"},
+		{name: "any path", path: "/some/where", status: 200, bodyHas: "alpha\n"},
+		{name: "echo", path: "/echo?x=1", status: 200, bodyHas: "GET /echo?x=1 HTTP/1.1"},
+		{name: "sleep", path: "/sleep?ms=30", status: 200, bodyHas: "alpha\n", minDelay: 30 * time.Millisecond},
+		{name: "bad sleep", path: "/sleep?ms=x", status: 400},
+		{name: "1k", path: Path1K, status: 200},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			start := time.Now()
+			res, err := http.Get(srv.URL + tt.path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer res.Body.Close()
+			b, _ := io.ReadAll(res.Body)
+			if res.StatusCode != tt.status {
+				t.Fatalf("status %d, want %d", res.StatusCode, tt.status)
+			}
+			if got := res.Header.Get(HeaderBackend); got != "alpha" {
+				t.Errorf("%s = %q, want alpha", HeaderBackend, got)
+			}
+			if !strings.Contains(string(b), tt.bodyHas) {
+				t.Errorf("body %q does not contain %q", b, tt.bodyHas)
+			}
+			if d := time.Since(start); d < tt.minDelay {
+				t.Errorf("answered after %v, want at least %v", d, tt.minDelay)
+			}
+		})
 	}
 }

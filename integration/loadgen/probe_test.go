@@ -6,10 +6,12 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/handoff-proxy/handoff/pkg/origin"
 )
 
 func TestProbe(t *testing.T) {
-	srv := httptest.NewServer(&Backend{Name: "beta"})
+	srv := httptest.NewServer(origin.Handler(origin.Options{Name: "beta"}))
 	t.Cleanup(srv.Close)
 	tests := []struct {
 		name        string
@@ -47,7 +49,7 @@ func TestProbe(t *testing.T) {
 }
 
 func TestHoldWebSocket(t *testing.T) {
-	srv := httptest.NewServer(&Backend{})
+	srv := httptest.NewServer(origin.Handler(origin.Options{}))
 	t.Cleanup(srv.Close)
 	wsURL := "ws" + strings.TrimPrefix(srv.URL, "http") + "/ws"
 	res, err := HoldWebSocket(context.Background(), WSOptions{URL: wsURL, Hold: 300 * time.Millisecond, Interval: 50 * time.Millisecond})
@@ -67,7 +69,7 @@ func TestHoldWebSocketReportsFailure(t *testing.T) {
 	}{
 		{name: "refused", url: func() string { return "ws://" + closedAddr(t) + "/ws" }, want: Refused},
 		{name: "not a websocket", url: func() string {
-			srv := httptest.NewServer(&Backend{})
+			srv := httptest.NewServer(origin.Handler(origin.Options{}))
 			t.Cleanup(srv.Close)
 			return "ws" + strings.TrimPrefix(srv.URL, "http") + "/"
 		}, want: Other},
