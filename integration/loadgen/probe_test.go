@@ -22,7 +22,7 @@ func TestProbe(t *testing.T) {
 	}{
 		{name: "root", url: srv.URL + "/", wantOutcome: OK, wantBackend: "beta"},
 		{name: "sleep", url: srv.URL + "/sleep?ms=50", wantOutcome: OK, wantBackend: "beta", minMs: 50},
-		{name: "bad sleep", url: srv.URL + "/sleep?ms=x", wantOutcome: Status},
+		{name: "bad sleep", url: srv.URL + "/sleep?ms=x", wantOutcome: Status, wantBackend: "beta"},
 		{name: "refused", url: "http://" + closedAddr(t) + "/", wantOutcome: Refused},
 	}
 	for _, tt := range tests {
@@ -38,7 +38,7 @@ func TestProbe(t *testing.T) {
 			if res.Backend != tt.wantBackend {
 				t.Errorf("backend %q, want %q", res.Backend, tt.wantBackend)
 			}
-			if tt.wantBackend != "" && res.Body != tt.wantBackend {
+			if tt.wantOutcome == OK && res.Body != tt.wantBackend {
 				t.Errorf("body %q, want %q", res.Body, tt.wantBackend)
 			}
 			if res.OK && (res.FirstByteMs < tt.minMs || res.FirstByteMs < res.ConnectMs) {

@@ -92,7 +92,7 @@ type Metrics struct {
 	retries        *prometheus.CounterVec
 	upstreamErrors *prometheus.CounterVec
 
-	acceptErrors   *prometheus.CounterVec
+	acceptErrors *prometheus.CounterVec
 
 	reloads         *prometheus.CounterVec
 	lastReloadOK    prometheus.Gauge
