@@ -43,9 +43,12 @@ run: build ## Run two demo backends and handoff in quick mode on 127.0.0.1:8080 
 test: unit integration ## The whole test suite: unit tests, then the real-systemd scenarios (root)
 
 .PHONY: unit
-unit: deps ## Run vet and the unit tests with the race detector (no root needed)
+unit: deps ## Run vet, the unit tests with the race detector, and the allocation tests without it (no root needed)
 	$(GO) vet $(PKGS)
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+	@# The race detector allocates, so the zero-allocation tests skip under
+	@# -race: run them once more without it so that they run in CI.
+	$(GO) test -count=1 -run 'Alloc' $(PKGS)
 
 .PHONY: lint
 lint: ## go vet, plus staticcheck when installed

@@ -401,3 +401,36 @@ func TestLastReloadTimestampSetAtStart(t *testing.T) {
 		t.Fatalf("last reload timestamp after start: %q", line)
 	}
 }
+
+// TestTrackedHotPathDoesNotAllocate: what every request and every write
+// on a traffic connection pays for tracking must not allocate.
+func TestTrackedHotPathDoesNotAllocate(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are meaningless under the race detector; make unit runs this without -race")
+	}
+	act := newActivity(time.Now)
+	tr := newConnTracker(act)
+	tc := &trackedConn{Conn: discardConn{}, t: tr, sniff: true}
+	tc.handlers.Store(1)
+	resp := []byte("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+	body := []byte("some body bytes")
+	var gs generations
+	gs.current.Store(&generation{idle: make(chan struct{})})
+	ctx := context.WithValue(context.Background(), connKey{}, tc)
+	allocs := testing.AllocsPerRun(1000, func() {
+		markServed(ctx)
+		act.requestStarted()
+		g := gs.acquire()
+		_, _ = tc.Write(resp)
+		_, _ = tc.Write(body)
+		g.release()
+		act.requestDone()
+	})
+	if allocs != 0 {
+		t.Fatalf("%v allocations per request, want 0", allocs)
+	}
+}
+
+type discardConn struct{ net.Conn }
+
+func (discardConn) Write(b []byte) (int, error) { return len(b), nil }
