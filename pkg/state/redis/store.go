@@ -273,7 +273,10 @@ func (s *Store) logBadValue(key, val string, err error) {
 	}
 	s.mu.Unlock()
 	if !seen {
-		s.log.Warn("skipping undecodable state value", "key", key, "err", err)
+		if len(val) > 64 {
+			val = val[:64] + "…"
+		}
+		s.log.Warn("skipping undecodable state value", "key", key, "value", fmt.Sprintf("%q", val), "err", err)
 	}
 }
 
