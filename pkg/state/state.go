@@ -101,6 +101,8 @@ type VerdictStore interface {
 	// goroutine the store owns (only while it is started); fn must return
 	// quickly. A verdict may be delivered more than once, and intermediate
 	// verdicts of a key may be skipped, but the latest one is delivered.
+	// To learn the current state without a gap, call Watch first, then
+	// Verdicts.
 	Watch(fn func(Verdict)) (stop func())
 }
 

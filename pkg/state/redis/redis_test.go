@@ -144,6 +144,16 @@ func (b *syncBuffer) String() string {
 // channel are logged once and skipped; the good verdicts still arrive.
 func TestGarbageSkipped(t *testing.T) {
 	srv := statetest.StartRedis(t)
+	t.Run("only foreign index members", func(t *testing.T) {
+		o := redis.Options{URL: "redis://" + srv.Addr, Prefix: "foreign", Logger: statetest.Logger(t)}
+		s := redis.NewStore(newClient(t, o), o)
+		if _, err := statetest.Command(srv.Addr, "ZADD", "foreign:{foreign}:verdicts", "1", "x"); err != nil {
+			t.Fatal(err)
+		}
+		if vs, err := s.Verdicts(t.Context()); err != nil || len(vs) != 0 {
+			t.Fatalf("Verdicts = %+v, %v; want none, no error", vs, err)
+		}
+	})
 	var logs syncBuffer
 	o := redis.Options{URL: "redis://" + srv.Addr, Logger: slog.New(slog.NewTextHandler(&logs, nil))}
 	s := statetest.StartStore(t, redis.NewStore(newClient(t, o), o))

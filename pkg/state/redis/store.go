@@ -218,13 +218,15 @@ func (s *Store) Verdicts(ctx context.Context) ([]state.Verdict, error) {
 	ctx, cancel := s.call(ctx)
 	defer cancel()
 	keys, err := s.client.ZRange(ctx, s.index, 0, -1).Result()
+	if err == nil {
+		keys = s.ownKeys(keys)
+	}
 	if err == nil && len(keys) == 0 {
 		s.observe(nil)
 		return nil, nil
 	}
 	var vals []any
 	if err == nil {
-		keys = s.ownKeys(keys)
 		vals, err = s.client.MGet(ctx, keys...).Result()
 	}
 	s.observe(err)
