@@ -15,10 +15,11 @@ help: ## List the targets with one line each
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sort | awk 'BEGIN{FS=":.*## "}{printf "  %-16s %s\n", $$1, $$2}'
 
 .PHONY: deps
-deps: ## Install the Debian packages the unit tests need (systemd-socket-activate, curl), if missing
+deps: ## Install the Debian packages the unit tests need (systemd-socket-activate, curl, redis-server), if missing
 	@need=""; \
 	command -v systemd-socket-activate >/dev/null || need="$$need systemd"; \
 	command -v curl >/dev/null || need="$$need curl"; \
+	command -v redis-server >/dev/null || need="$$need redis-server"; \
 	if [ -n "$$need" ]; then \
 		echo "installing:$$need"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$need >/dev/null; \
