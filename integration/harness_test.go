@@ -34,6 +34,8 @@ import (
 
 	"github.com/handoff-proxy/handoff/integration/loadgen"
 	"github.com/handoff-proxy/handoff/integration/nspawn"
+
+	"github.com/handoff-proxy/handoff/pkg/handofftest"
 )
 
 // Environment knobs of the harness (see README.md).
@@ -304,14 +306,6 @@ func (s *suite) printTable(w *os.File, total time.Duration) {
 	}
 }
 
-// tWriter sends log lines to t.Log.
-type tWriter struct{ t testing.TB }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
-
 // box is one booted container with handoff installed.
 type box struct {
 	t     *testing.T
@@ -359,7 +353,7 @@ func newBox(t *testing.T, opts boxOptions) *box {
 	}
 	ctx, cancel := context.WithDeadline(context.Background(), deadline.Add(-5*time.Second))
 	t.Cleanup(cancel)
-	log := slog.New(slog.NewTextHandler(tWriter{t}, nil))
+	log := slog.New(slog.NewTextHandler(handofftest.Writer(t), nil))
 	suite := opts.Suite
 	if suite == "" {
 		suite = bookworm
@@ -521,7 +515,7 @@ func (b *box) holdWebSocket(url string, hold time.Duration) func() loadgen.WSRes
 	cmd := b.m.NetCommand(b.ctx, the.loadgen, "ws", "-url", url, "-hold", hold.String(), "-interval", "250ms")
 	var out bytes.Buffer
 	cmd.Stdout = &out
-	cmd.Stderr = tWriter{b.t}
+	cmd.Stderr = handofftest.Writer(b.t)
 	must(b.t, cmd.Start())
 	return func() loadgen.WSResult {
 		b.t.Helper()
@@ -577,7 +571,7 @@ func (b *box) startLoad(scenario string, o loadOptions) *load {
 	l.cmd = b.m.NetCommand(b.ctx, the.loadgen, "run", "-url", o.URL, "-duration", "10m",
 		"-rate", fmt.Sprint(o.Rate), "-keepalive", fmt.Sprint(o.KeepAlive), "-timeout", "10s")
 	l.cmd.Stdout = &l.out
-	l.cmd.Stderr = tWriter{b.t}
+	l.cmd.Stderr = handofftest.Writer(b.t)
 	l.cmd.Cancel = func() error { return l.cmd.Process.Signal(syscall.SIGTERM) }
 	l.cmd.WaitDelay = 30 * time.Second
 	must(b.t, l.cmd.Start())

@@ -20,16 +20,11 @@ import (
 	"github.com/handoff-proxy/handoff/bench/load"
 	"github.com/handoff-proxy/handoff/bench/selfcert"
 	"github.com/handoff-proxy/handoff/pkg/origin"
+
+	"github.com/handoff-proxy/handoff/pkg/handofftest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-type tWriter struct{ t *testing.T }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(p)))
-	return len(p), nil
-}
 
 // startBackend runs the bench backend on port-0 listeners.
 func startBackend(t *testing.T, files selfcert.Files) Backend {
@@ -92,7 +87,7 @@ func TestPeersCarryTraffic(t *testing.T) {
 			ctx := t.Context()
 			p, err := Start(ctx, spec.Name, StartOptions{
 				Dir: dir, Backend: be, TLS: files, NginxStream: stream, HandoffBinary: bins[Handoff],
-				Logger: slog.New(slog.NewTextHandler(tWriter{t}, nil)),
+				Logger: slog.New(slog.NewTextHandler(handofftest.Writer(t), nil)),
 			})
 			if err != nil {
 				t.Fatal(err)

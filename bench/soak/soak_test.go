@@ -14,16 +14,11 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/handoff-proxy/handoff/pkg/origin"
+
+	"github.com/handoff-proxy/handoff/pkg/handofftest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-type tWriter struct{ t *testing.T }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(p)))
-	return len(p), nil
-}
 
 // series builds samples: baseline 5 at (rss0, g0, fd0), load n samples one
 // per second with rss and goroutines growing per minute, settle samples.
@@ -154,7 +149,7 @@ func TestRunAgainstBackend(t *testing.T) {
 		Addr: strings.TrimPrefix(srv.URL, "http://"), PID: os.Getpid(), MetricsURL: metrics.URL,
 		Duration: 5 * time.Second, Baseline: 2 * time.Second, SettleTimeout: 5 * time.Second, Every: 250 * time.Millisecond,
 		Mix:      Mix{KeepAlive: 2, NewConn: 1, Slow: 2, WebSocket: 1},
-		Progress: tWriter{t},
+		Progress: handofftest.Writer(t),
 	})
 	if err != nil {
 		t.Fatal(err)

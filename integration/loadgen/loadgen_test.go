@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -22,22 +21,12 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/handoff-proxy/handoff/pkg/origin"
+
+	"github.com/handoff-proxy/handoff/pkg/handofftest"
 )
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
-}
-
-// tWriter sends log lines to t.Log.
-type tWriter struct{ t testing.TB }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(p)))
-	return len(p), nil
-}
-
-func testLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tWriter{t}, nil))
 }
 
 type timeoutErr struct{}
@@ -153,7 +142,7 @@ func TestRunOutcomes(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			res, err := Run(context.Background(), Options{
 				URL: tt.url, Rate: 200, Duration: 200 * time.Millisecond,
-				KeepAlive: 0.5, Timeout: tt.timeout, Logger: testLogger(t),
+				KeepAlive: 0.5, Timeout: tt.timeout, Logger: handofftest.Logger(t),
 			})
 			if err != nil {
 				t.Fatal(err)

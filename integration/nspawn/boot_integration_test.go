@@ -11,14 +11,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/handoff-proxy/handoff/pkg/handofftest"
 )
-
-type tWriter struct{ t testing.TB }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(p)))
-	return len(p), nil
-}
 
 // image returns the cached bookworm root, building it if needed.
 func image(t *testing.T) string {
@@ -41,7 +36,7 @@ func TestBootRunClose(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	work := t.TempDir()
-	m, err := Boot(ctx, Options{Image: img, WorkDir: work, Logger: slog.New(slog.NewTextHandler(tWriter{t}, nil))})
+	m, err := Boot(ctx, Options{Image: img, WorkDir: work, Logger: slog.New(slog.NewTextHandler(handofftest.Writer(t), nil))})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -26,19 +26,12 @@ import (
 
 	"github.com/handoff-proxy/handoff/pkg/metrics"
 	"github.com/handoff-proxy/handoff/pkg/reqinfo"
+
+	"github.com/handoff-proxy/handoff/pkg/handofftest"
 )
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
-}
-
-// tWriter sends output to t.Log.
-type tWriter struct{ t testing.TB }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Helper()
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
 }
 
 // sink keeps what a slog handler wrote and echoes it to t.Log.
@@ -93,7 +86,7 @@ var base = time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
 func newServer(t *testing.T, h http.Handler) *httptest.Server {
 	t.Helper()
 	srv := httptest.NewUnstartedServer(h)
-	srv.Config.ErrorLog = log.New(tWriter{t}, "", 0)
+	srv.Config.ErrorLog = log.New(handofftest.Writer(t), "", 0)
 	srv.Start()
 	t.Cleanup(srv.Close)
 	return srv
@@ -117,7 +110,7 @@ func proxyLike(t *testing.T, target string, fill func(*reqinfo.Info)) http.Handl
 		},
 		Transport:     tr,
 		FlushInterval: -1,
-		ErrorLog:      log.New(tWriter{t}, "", 0),
+		ErrorLog:      log.New(handofftest.Writer(t), "", 0),
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			if errors.Is(err, context.Canceled) {
 				reqinfo.From(r.Context()).ClientGone = true
@@ -393,7 +386,7 @@ func TestFlushThroughMiddlewareHTTP2(t *testing.T) {
 	h, done := signalDone(Middleware(logger, proxyLike(t, backend.URL, webApp)))
 	front := httptest.NewUnstartedServer(h)
 	front.EnableHTTP2 = true
-	front.Config.ErrorLog = log.New(tWriter{t}, "", 0)
+	front.Config.ErrorLog = log.New(handofftest.Writer(t), "", 0)
 	front.StartTLS()
 	defer front.Close()
 

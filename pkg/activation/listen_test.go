@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/handoff-proxy/handoff/pkg/handofftest"
 )
 
 // fileOf returns a duplicate of c's descriptor and closes c; the socket
@@ -182,7 +184,7 @@ func TestListenPassedAndBound(t *testing.T) {
 	uf, upath := unixListenerFile(t)
 	first := passFDs(t, tf, uf)
 	e, opts := activationEnv(first, "http", "admin")
-	opts.Logger = testLogger(t)
+	opts.Logger = handofftest.Logger(t)
 	set, err := Listen(t.Context(), opts, []Want{
 		{Name: "http", Address: "127.0.0.1:1"}, // passed fd wins over the address
 		{Name: "admin"},
@@ -382,7 +384,7 @@ func TestListenErrors(t *testing.T) {
 				e = newFakeEnv(tt.env...)
 				opts.Env = e.env(4242, 1)
 			}
-			opts.Logger = testLogger(t)
+			opts.Logger = handofftest.Logger(t)
 			set, err := Listen(t.Context(), opts, tt.wants)
 			if err == nil {
 				set.Close()
@@ -461,7 +463,7 @@ func TestListenSingleUnnamed(t *testing.T) {
 			if tt.names != "" {
 				kv = append(kv, "LISTEN_FDNAMES="+tt.names)
 			}
-			opts := Options{Env: newFakeEnv(kv...).env(4242, 1), FirstFD: first, SingleUnnamed: tt.single, Logger: testLogger(t)}
+			opts := Options{Env: newFakeEnv(kv...).env(4242, 1), FirstFD: first, SingleUnnamed: tt.single, Logger: handofftest.Logger(t)}
 			set, err := Listen(t.Context(), opts, tt.wants)
 			assertFDsClosed(t, first, tt.fds)
 			if tt.wantErr != nil {
@@ -490,7 +492,7 @@ func TestListenSeveralFDsOneName(t *testing.T) {
 	b, baddr := tcpListenerFile(t)
 	first := passFDs(t, a, b)
 	_, opts := activationEnv(first, "http", "http")
-	opts.Logger = testLogger(t)
+	opts.Logger = handofftest.Logger(t)
 	set, err := Listen(t.Context(), opts, []Want{{Name: "http"}})
 	if err != nil {
 		t.Fatal(err)
@@ -527,7 +529,7 @@ func TestListenSeveralFDsOneName(t *testing.T) {
 
 func TestSetFiles(t *testing.T) {
 	upath := filepath.Join(t.TempDir(), "u.sock")
-	set, err := Listen(t.Context(), Options{Env: newFakeEnv().env(4242, 1), Logger: testLogger(t)}, []Want{
+	set, err := Listen(t.Context(), Options{Env: newFakeEnv().env(4242, 1), Logger: handofftest.Logger(t)}, []Want{
 		{Name: "http", Address: "127.0.0.1:0"},
 		{Name: "admin", Address: "unix:" + upath},
 	})
@@ -590,7 +592,7 @@ func TestBindUnix(t *testing.T) {
 	listenAt := func(t *testing.T, opts Options, addr string) (*Set, error) {
 		t.Helper()
 		opts.Env = newFakeEnv().env(4242, 1)
-		opts.Logger = testLogger(t)
+		opts.Logger = handofftest.Logger(t)
 		return Listen(ctx, opts, []Want{{Name: "s", Address: addr}})
 	}
 	tests := []struct {
@@ -740,7 +742,7 @@ func TestListenDuplicateFD(t *testing.T) {
 	}
 	first := passFDs(t, f, os.NewFile(uintptr(dup), "dup"))
 	_, opts := activationEnv(first, "http", "http")
-	opts.Logger = testLogger(t)
+	opts.Logger = handofftest.Logger(t)
 	set, err := Listen(t.Context(), opts, []Want{{Name: "http"}})
 	if err != nil {
 		t.Fatal(err)

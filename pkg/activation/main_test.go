@@ -73,18 +73,6 @@ func runHelper(stdout, stderr io.Writer) int {
 	return 0
 }
 
-// tWriter sends log output to t.Log.
-type tWriter struct{ t testing.TB }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
-
-func testLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
 // fakeEnv is an injected environment.
 type fakeEnv struct {
 	mu    sync.Mutex

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/handoff-proxy/handoff/pkg/handofftest"
 )
 
 // notifySocket is a stand-in for the service manager's notification
@@ -150,7 +152,7 @@ func TestNotifierAbstractSocket(t *testing.T) {
 func TestNotifierFDStore(t *testing.T) {
 	sock := listenNotify(t, filepath.Join(t.TempDir(), "notify"))
 	n := sock.notifier(t, 0)
-	set, err := Listen(t.Context(), Options{Env: newFakeEnv().env(4242, 1), Logger: testLogger(t)}, []Want{
+	set, err := Listen(t.Context(), Options{Env: newFakeEnv().env(4242, 1), Logger: handofftest.Logger(t)}, []Want{
 		{Name: "http", Address: "127.0.0.1:0"},
 		{Name: "admin", Address: "127.0.0.1:0"},
 	})

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/handoff-proxy/handoff/pkg/handofftest"
 )
 
 const socketActivate = "/usr/bin/systemd-socket-activate"
@@ -349,7 +351,7 @@ func TestSystemdSocketActivateQuickMode(t *testing.T) {
 // does: Set.Files as ExtraFiles, ChildEnviron for the variables.
 func TestUpgradeChild(t *testing.T) {
 	sock := filepath.Join(t.TempDir(), "admin.sock")
-	set, err := Listen(t.Context(), Options{Env: newFakeEnv().env(4242, 1), Logger: testLogger(t)}, []Want{
+	set, err := Listen(t.Context(), Options{Env: newFakeEnv().env(4242, 1), Logger: handofftest.Logger(t)}, []Want{
 		{Name: "http", Address: "127.0.0.1:0"},
 		{Name: "admin", Address: "unix:" + sock},
 	})

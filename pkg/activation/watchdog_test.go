@@ -9,6 +9,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/handoff-proxy/handoff/pkg/handofftest"
 )
 
 // pingRecorder is a Pinger that records when it was pinged, relative to
@@ -49,7 +51,7 @@ func TestWatchdogPingsAtHalfInterval(t *testing.T) {
 			Env:     newFakeEnv("WATCHDOG_USEC=10000000", "WATCHDOG_PID=4242").env(4242, 1),
 			Pinger:  rec,
 			Healthy: func(context.Context) bool { return healthy.Load() },
-			Logger:  testLogger(t),
+			Logger:  handofftest.Logger(t),
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -108,7 +110,7 @@ func TestWatchdogHealthCheckContext(t *testing.T) {
 					return true
 				}
 			},
-			Logger: testLogger(t),
+			Logger: handofftest.Logger(t),
 		})
 		if err != nil {
 			t.Fatal(err)

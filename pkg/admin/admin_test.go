@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"io"
 	"log"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -18,23 +17,12 @@ import (
 	"github.com/handoff-proxy/handoff/pkg/config"
 	"github.com/handoff-proxy/handoff/pkg/metrics"
 	"github.com/handoff-proxy/handoff/pkg/upstream"
+
+	"github.com/handoff-proxy/handoff/pkg/handofftest"
 )
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
-}
-
-// tWriter sends output to t.Log.
-type tWriter struct{ t testing.TB }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Helper()
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
-
-func testLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
 var base = time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
@@ -42,10 +30,10 @@ var base = time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
 func serve(t *testing.T, o Options) *httptest.Server {
 	t.Helper()
 	if o.Logger == nil {
-		o.Logger = testLogger(t)
+		o.Logger = handofftest.Logger(t)
 	}
 	srv := httptest.NewUnstartedServer(New(o))
-	srv.Config.ErrorLog = log.New(tWriter{t}, "", 0)
+	srv.Config.ErrorLog = log.New(handofftest.Writer(t), "", 0)
 	srv.Start()
 	t.Cleanup(srv.Close)
 	return srv
@@ -76,7 +64,7 @@ func do(t *testing.T, srv *httptest.Server, method, path string) response {
 }
 
 func TestEndpoints(t *testing.T) {
-	m := metrics.New(metrics.Options{Version: "9.9.9", Logger: testLogger(t)})
+	m := metrics.New(metrics.Options{Version: "9.9.9", Logger: handofftest.Logger(t)})
 	var ready atomic.Bool
 	ready.Store(true)
 	full := Options{

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"log"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -26,23 +25,12 @@ import (
 	"github.com/handoff-proxy/handoff/pkg/config"
 	"github.com/handoff-proxy/handoff/pkg/reqinfo"
 	"github.com/handoff-proxy/handoff/pkg/upstream"
+
+	"github.com/handoff-proxy/handoff/pkg/handofftest"
 )
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
-}
-
-// tWriter sends log output to t.Log.
-type tWriter struct{ t testing.TB }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Helper()
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
-
-func testLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
 // stepClock returns a clock that starts at base and advances by step on
@@ -71,7 +59,7 @@ var _ observer = (*Metrics)(nil)
 func newServer(t *testing.T, h http.Handler) *httptest.Server {
 	t.Helper()
 	srv := httptest.NewUnstartedServer(h)
-	srv.Config.ErrorLog = log.New(tWriter{t}, "", 0)
+	srv.Config.ErrorLog = log.New(handofftest.Writer(t), "", 0)
 	srv.Start()
 	t.Cleanup(srv.Close)
 	return srv
@@ -95,7 +83,7 @@ func proxyLike(t *testing.T, target, route, upstreamName string) http.Handler {
 		},
 		Transport:     tr,
 		FlushInterval: -1,
-		ErrorLog:      log.New(tWriter{t}, "", 0),
+		ErrorLog:      log.New(handofftest.Writer(t), "", 0),
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			if errors.Is(err, context.Canceled) {
 				reqinfo.From(r.Context()).ClientGone = true
@@ -234,7 +222,7 @@ func TestMiddlewareCountsProxiedRequests(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			backend := newServer(t, tc.backend)
-			m := New(Options{Now: stepClock(base, 50*time.Millisecond), Logger: testLogger(t), ResponseSizes: true})
+			m := New(Options{Now: stepClock(base, 50*time.Millisecond), Logger: handofftest.Logger(t), ResponseSizes: true})
 			h, done := signalDone(m.Middleware(proxyLike(t, backend.URL, "web", "app")))
 			front := newServer(t, h)
 
@@ -302,7 +290,7 @@ func TestMiddlewareNoRouteAndPanic(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			m := New(Options{Logger: testLogger(t)})
+			m := New(Options{Logger: handofftest.Logger(t)})
 			h, done := signalDone(m.Middleware(tc.handler))
 			front := newServer(t, h)
 			resp, err := front.Client().Get(front.URL)
@@ -363,7 +351,7 @@ func TestMiddlewareClientGoneIs499(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			m := New(Options{Logger: testLogger(t)})
+			m := New(Options{Logger: handofftest.Logger(t)})
 			started := make(chan struct{}, 1)
 			h, done := signalDone(m.Middleware(tc.handler(t, started)))
 			front := newServer(t, h)
@@ -406,7 +394,7 @@ func TestMiddlewareReqinfoEitherOrder(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			m := New(Options{Logger: testLogger(t)})
+			m := New(Options{Logger: handofftest.Logger(t)})
 			var outerInfo, innerInfo *reqinfo.Info
 			inner := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				innerInfo = reqinfo.From(r.Context())
@@ -447,7 +435,7 @@ handoff_requests_total{code="202",route="r1",upstream="u1"} 1
 }
 
 func TestMiddlewareInFlight(t *testing.T) {
-	m := New(Options{Logger: testLogger(t)})
+	m := New(Options{Logger: handofftest.Logger(t)})
 	entered := make(chan struct{})
 	release := make(chan struct{})
 	h, done := signalDone(m.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -512,7 +500,7 @@ func TestPoolCollector(t *testing.T) {
 	m := New(Options{
 		Now:    func() time.Time { return now },
 		Pools:  func() []*upstream.Pool { return *pools.Load() },
-		Logger: testLogger(t),
+		Logger: handofftest.Logger(t),
 	})
 
 	scrapeAndCompare(t, m, `
@@ -552,7 +540,7 @@ func TestPoolCollectorDuplicatesDoNotBreakScrape(t *testing.T) {
 	a2 := newPool(t, reg, "api", "10.0.0.9:80")
 	m := New(Options{
 		Pools:  func() []*upstream.Pool { return []*upstream.Pool{a1, nil, a2} },
-		Logger: testLogger(t),
+		Logger: handofftest.Logger(t),
 	})
 	fams := scrape(t, m)
 	if n := seriesCount(fams, "handoff_upstream_target_in_flight"); n != 1 {
@@ -564,7 +552,7 @@ func TestPoolCollectorDuplicatesDoNotBreakScrape(t *testing.T) {
 }
 
 func TestObserverAndReload(t *testing.T) {
-	m := New(Options{Now: func() time.Time { return base.Add(500 * time.Millisecond) }, Logger: testLogger(t)})
+	m := New(Options{Now: func() time.Time { return base.Add(500 * time.Millisecond) }, Logger: handofftest.Logger(t)})
 	m.Retry("api")
 	m.Retry("api")
 	m.Retry("web")
@@ -600,7 +588,7 @@ handoff_config_reloads_total{result="success"} 2
 }
 
 func TestBuildInfoAndRuntimeCollectors(t *testing.T) {
-	m := New(Options{Version: "1.2.3", Revision: "abc123", Logger: testLogger(t)})
+	m := New(Options{Version: "1.2.3", Revision: "abc123", Logger: handofftest.Logger(t)})
 	fams := scrape(t, m)
 	bi := find(fams, "handoff_build_info", map[string]string{"version": "1.2.3", "goversion": runtime.Version(), "revision": "abc123"})
 	if bi.GetGauge().GetValue() != 1 {
@@ -618,8 +606,8 @@ func TestBuildInfoAndRuntimeCollectors(t *testing.T) {
 }
 
 func TestEachMetricsHasItsOwnRegistry(t *testing.T) {
-	a := New(Options{Logger: testLogger(t)})
-	b := New(Options{Logger: testLogger(t)})
+	a := New(Options{Logger: handofftest.Logger(t)})
+	b := New(Options{Logger: handofftest.Logger(t)})
 	a.Retry("x")
 	if got := find(scrape(t, b), "handoff_upstream_retries_total", map[string]string{"upstream": "x"}); got != nil {
 		t.Errorf("a's retry shows in b: %v", got)

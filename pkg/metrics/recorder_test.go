@@ -12,6 +12,8 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/handoff-proxy/handoff/pkg/reqinfo"
+
+	"github.com/handoff-proxy/handoff/pkg/handofftest"
 )
 
 func echo(t *testing.T) http.HandlerFunc {
@@ -59,7 +61,7 @@ func TestWebSocketThroughMiddleware(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			m := New(Options{Logger: testLogger(t)})
+			m := New(Options{Logger: handofftest.Logger(t)})
 			h, done := signalDone(m.Middleware(tc.inner(t)))
 			front := newServer(t, h)
 
@@ -136,7 +138,7 @@ func TestFlushThroughMiddleware(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			m := New(Options{Logger: testLogger(t), ResponseSizes: true})
+			m := New(Options{Logger: handofftest.Logger(t), ResponseSizes: true})
 			next := make(chan struct{})
 			h, done := signalDone(m.Middleware(tc.inner(t, next)))
 			front := newServer(t, h)
@@ -173,7 +175,7 @@ func TestFlushThroughMiddleware(t *testing.T) {
 }
 
 func TestResponseControllerAndReaderFromThroughMiddleware(t *testing.T) {
-	m := New(Options{Logger: testLogger(t), ResponseSizes: true})
+	m := New(Options{Logger: handofftest.Logger(t), ResponseSizes: true})
 	body := strings.Repeat("x", 100_000)
 	h, done := signalDone(m.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rc := http.NewResponseController(w)

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/handoff-proxy/handoff/pkg/config"
+
+	"github.com/handoff-proxy/handoff/pkg/handofftest"
 )
 
 func TestIdleFor(t *testing.T) {
@@ -267,7 +269,7 @@ func TestServerAnswersAreLoggedAndCounted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := New(Options{Config: cfg, Listeners: map[string]net.Listener{"http": ln}, Logger: testLogger(t),
+	srv, err := New(Options{Config: cfg, Listeners: map[string]net.Listener{"http": ln}, Logger: handofftest.Logger(t),
 		AccessLogger: slog.New(slog.NewJSONHandler(&buf, nil))})
 	if err != nil {
 		t.Fatal(err)

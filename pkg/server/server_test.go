@@ -3,24 +3,15 @@ package server
 import (
 	"bufio"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
-	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -29,20 +20,11 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/handoff-proxy/handoff/pkg/config"
+
+	"github.com/handoff-proxy/handoff/pkg/handofftest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-type tWriter struct{ t *testing.T }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
-
-func testLogger(t *testing.T) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
 
 // echoBackend answers with its name and what protocol and headers it saw.
 func echoBackend(t *testing.T, name string) *httptest.Server {
@@ -78,7 +60,7 @@ func serve(t *testing.T, cfg *config.Config, load func() (*config.Config, error)
 		lns[l.Name] = ln
 		addrs[l.Name] = ln.Addr().String()
 	}
-	srv, err := New(Options{Config: cfg, Load: load, Listeners: lns, Logger: testLogger(t)})
+	srv, err := New(Options{Config: cfg, Load: load, Listeners: lns, Logger: handofftest.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,9 +137,11 @@ func TestUpgradeH2CNeverForwarded(t *testing.T) {
 
 func TestTLSListenerSNIAndH2(t *testing.T) {
 	dir := t.TempDir()
-	ca := newCA(t)
-	certA, keyA := ca.issue(t, dir, "a", "a.example.com")
-	certB, keyB := ca.issue(t, dir, "b", "*.b.example.com")
+	ca := handofftest.NewCA(t)
+	leafA := ca.Issue(t, dir, "a", "a.example.com")
+	certA, keyA := leafA.CertPath, leafA.KeyPath
+	leafB := ca.Issue(t, dir, "b", "*.b.example.com")
+	certB, keyB := leafB.CertPath, leafB.KeyPath
 	b := echoBackend(t, "b")
 	cfg := baseConfig([]config.Listener{{
 		Name: "https", Protocol: config.ProtocolHTTPS,
@@ -173,7 +157,7 @@ func TestTLSListenerSNIAndH2(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tr := &http.Transport{TLSClientConfig: &tls.Config{ServerName: tt.sni, RootCAs: ca.pool, InsecureSkipVerify: tt.name == "default when no match"}, ForceAttemptHTTP2: true}
+			tr := &http.Transport{TLSClientConfig: &tls.Config{ServerName: tt.sni, RootCAs: ca.Pool(), InsecureSkipVerify: tt.name == "default when no match"}, ForceAttemptHTTP2: true}
 			defer tr.CloseIdleConnections()
 			resp, err := (&http.Client{Transport: tr}).Get("https://" + r.addrs["https"] + "/")
 			if err != nil {
@@ -238,71 +222,6 @@ func TestReloadSwapsAndFailedReloadKeepsOld(t *testing.T) {
 	}
 }
 
-// ca is a throwaway certificate authority for TLS tests.
-type ca struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pool *x509.CertPool
-}
-
-func newCA(t *testing.T) *ca {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "handoff test CA"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		IsCA:                  true,
-		KeyUsage:              x509.KeyUsageCertSign,
-		BasicConstraintsValid: true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return &ca{cert: cert, key: key, pool: pool}
-}
-
-func (c *ca) issue(t *testing.T, dir, file, name string) (certPath, keyPath string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		Subject:      pkix.Name{CommonName: name},
-		DNSNames:     []string{name},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, c.cert, &key.PublicKey, c.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certPath, keyPath = filepath.Join(dir, file+".pem"), filepath.Join(dir, file+".key")
-	if err := os.WriteFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return certPath, keyPath
-}
-
 // TestWedgedMainLoopIsUnhealthy is the regression test for execCh never
 // being made: the debughang endpoint then blocked on a nil channel instead
 // of wedging the main loop, Healthy kept passing and systemd's watchdog
@@ -350,7 +269,7 @@ func TestUpgradeState(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			opts := Options{Config: baseConfig(nil, "127.0.0.1:1"), Logger: testLogger(t), BinaryReplaced: tt.replaced}
+			opts := Options{Config: baseConfig(nil, "127.0.0.1:1"), Logger: handofftest.Logger(t), BinaryReplaced: tt.replaced}
 			if tt.upgrade {
 				opts.Upgrade = func(context.Context) (int, error) { return 0, errors.New("not in this test") }
 			}
@@ -429,7 +348,7 @@ func TestReloadOrUpgrade(t *testing.T) {
 				Load:           func() (*config.Config, error) { return cfg, nil },
 				Listeners:      map[string]net.Listener{"http": ln},
 				Notifier:       n,
-				Logger:         testLogger(t),
+				Logger:         handofftest.Logger(t),
 				Upgrade:        func(context.Context) (int, error) { return tt.wantPID, tt.upgradeErr },
 				BinaryReplaced: func() (bool, error) { return tt.replaced, nil },
 			})

@@ -7,6 +7,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/handoff-proxy/handoff/pkg/handofftest"
 	"github.com/handoff-proxy/handoff/pkg/state"
 	"github.com/handoff-proxy/handoff/pkg/state/memory"
 	"github.com/handoff-proxy/handoff/pkg/state/statetest"
@@ -16,7 +17,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func TestContract(t *testing.T) {
 	statetest.RunStoreContract(t, func(t *testing.T, n int) []state.Store {
-		s := statetest.StartStore(t, memory.New(memory.Options{Logger: statetest.Logger(t)}))
+		s := statetest.StartStore(t, memory.New(memory.Options{Logger: handofftest.Logger(t)}))
 		out := make([]state.Store, n)
 		for i := range out {
 			out[i] = s // one process: every handle is the same store

@@ -16,6 +16,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
 
+	"github.com/handoff-proxy/handoff/pkg/handofftest"
 	"github.com/handoff-proxy/handoff/pkg/state"
 	"github.com/handoff-proxy/handoff/pkg/state/redis"
 	"github.com/handoff-proxy/handoff/pkg/state/statetest"
@@ -32,7 +33,7 @@ func newStores(base redis.Options) statetest.NewStores {
 	return func(t *testing.T, n int) []state.Store {
 		o := base
 		o.Prefix = fmt.Sprintf("test%d", prefixes.Add(1))
-		o.Logger = statetest.Logger(t)
+		o.Logger = handofftest.Logger(t)
 		out := make([]state.Store, n)
 		for i := range out {
 			out[i] = statetest.StartStore(t, redis.NewStore(newClient(t, o), o))
@@ -145,7 +146,7 @@ func (b *syncBuffer) String() string {
 func TestGarbageSkipped(t *testing.T) {
 	srv := statetest.StartRedis(t)
 	t.Run("only foreign index members", func(t *testing.T) {
-		o := redis.Options{URL: "redis://" + srv.Addr, Prefix: "foreign", Logger: statetest.Logger(t)}
+		o := redis.Options{URL: "redis://" + srv.Addr, Prefix: "foreign", Logger: handofftest.Logger(t)}
 		s := redis.NewStore(newClient(t, o), o)
 		if _, err := statetest.Command(srv.Addr, "ZADD", "foreign:{foreign}:verdicts", "1", "x"); err != nil {
 			t.Fatal(err)
@@ -201,7 +202,7 @@ func TestOutage(t *testing.T) {
 	srv := statetest.StartRedis(t)
 	const timeout = 300 * time.Millisecond
 	o := redis.Options{URL: "redis://" + srv.Addr, Timeout: timeout, MinBackoff: 50 * time.Millisecond,
-		MaxBackoff: 200 * time.Millisecond, Logger: statetest.Logger(t)}
+		MaxBackoff: 200 * time.Millisecond, Logger: handofftest.Logger(t)}
 	writer := statetest.StartStore(t, redis.NewStore(newClient(t, o), o))
 	reader := statetest.StartStore(t, redis.NewStore(newClient(t, o), o))
 	got := make(chan state.Verdict, 16)

@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -34,19 +33,6 @@ func RunStoreContract(t *testing.T, newStores NewStores) {
 			t.Fatal("Up() = false on a fresh backend")
 		}
 	})
-}
-
-// Logger returns a logger that writes to t.Log.
-func Logger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type tWriter struct{ t testing.TB }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Helper()
-	w.t.Log(string(p))
-	return len(p), nil
 }
 
 var t0 = time.Date(2025, 6, 1, 10, 0, 0, 0, time.UTC)
