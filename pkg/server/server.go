@@ -17,7 +17,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/netip"
 	"sort"
 	"strings"
 	"sync"
@@ -27,6 +26,7 @@ import (
 	"github.com/handoff-proxy/handoff/pkg/accesslog"
 	"github.com/handoff-proxy/handoff/pkg/admin"
 	"github.com/handoff-proxy/handoff/pkg/balance"
+	"github.com/handoff-proxy/handoff/pkg/clientip"
 	"github.com/handoff-proxy/handoff/pkg/config"
 	"github.com/handoff-proxy/handoff/pkg/metrics"
 	"github.com/handoff-proxy/handoff/pkg/proxy"
@@ -201,7 +201,7 @@ func New(opts Options) (*Server, error) {
 
 // build turns the dynamic half of cfg into handlers.
 func (s *Server) build(cfg *config.Config) (*dynamic, error) {
-	trusted, err := parsePrefixes(cfg.TrustedProxies)
+	trusted, err := clientip.ParsePrefixes(cfg.TrustedProxies)
 	if err != nil {
 		return nil, err
 	}
@@ -216,22 +216,18 @@ func (s *Server) build(cfg *config.Config) (*dynamic, error) {
 	handlers := make(map[string]http.Handler, len(names))
 	pools := make([]*upstream.Pool, 0, len(names))
 	for _, name := range names {
-		pool, err := s.registry.NewPool(name, cfg.Upstreams[name])
+		up := cfg.Upstreams[name]
+		pool, err := s.registry.NewPool(name, proxy.PoolSpec(up))
 		if err != nil {
 			return nil, err
 		}
-		sel, err := balance.New(pool, balance.Options{TrustedClientIP: func(r *http.Request) string {
-			ip := proxy.ClientIP(r, trusted)
-			if !ip.IsValid() {
-				return ""
-			}
-			return ip.String()
-		}})
+		sel, err := balance.New(pool, up.Strategy, up.HashKey, balance.Options{})
 		if err != nil {
 			return nil, fmt.Errorf("upstream %q: %w", name, err)
 		}
 		h, err := proxy.New(proxy.Options{
 			Pool:           pool,
+			Upstream:       up,
 			Selector:       sel,
 			Transports:     s.tports,
 			TrustedProxies: trusted,
@@ -247,7 +243,7 @@ func (s *Server) build(cfg *config.Config) (*dynamic, error) {
 		handlers[name] = h
 		pools = append(pools, pool)
 	}
-	table, err := route.New(cfg.Routes, handlers)
+	table, err := route.New(routeSpecs(cfg.Routes), handlers)
 	if err != nil {
 		return nil, fmt.Errorf("build routes: %w", err)
 	}
@@ -259,20 +255,15 @@ func (s *Server) build(cfg *config.Config) (*dynamic, error) {
 	return &dynamic{handler: h, pools: pools, routes: len(cfg.Routes)}, nil
 }
 
-func parsePrefixes(list []string) ([]netip.Prefix, error) {
-	out := make([]netip.Prefix, 0, len(list))
-	for _, s := range list {
-		if p, err := netip.ParsePrefix(s); err == nil {
-			out = append(out, p.Masked())
-			continue
-		}
-		a, err := netip.ParseAddr(s)
-		if err != nil {
-			return nil, fmt.Errorf("trusted_proxies: %q is neither a CIDR nor an IP", s)
-		}
-		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+// routeSpecs converts the configured routes for package route.
+func routeSpecs(rs []config.Route) []route.Spec {
+	out := make([]route.Spec, len(rs))
+	for i, r := range rs {
+		out[i] = route.Spec{Name: r.Name, Upstream: r.Upstream, Match: route.Conditions{
+			Host: r.Match.Host, PathPrefix: r.Match.PathPrefix, Methods: r.Match.Methods, Headers: r.Match.Headers,
+		}}
 	}
-	return out, nil
+	return out
 }
 
 func (s *Server) pools() []*upstream.Pool {
