@@ -72,15 +72,29 @@ func Strategies() []string {
 
 // ParseStrategy checks a strategy name; empty means DefaultStrategy. Names
 // are case-sensitive. The error wraps ErrUnknownStrategy and lists the
-// allowed names.
+// allowed names; its message is written for users.
 func ParseStrategy(s string) (string, error) {
 	if s == "" {
 		return DefaultStrategy, nil
 	}
 	if !slices.Contains(Strategies(), s) {
-		return "", fmt.Errorf("%w: %q is not a strategy (allowed: %s)", ErrUnknownStrategy, s, strings.Join(Strategies(), ", "))
+		return "", invalid(ErrUnknownStrategy, "%q is not a strategy (allowed: %s)", s, strings.Join(Strategies(), ", "))
 	}
 	return s, nil
+}
+
+// parseError is the error of a Parse function: a message for users that
+// wraps one of the package's sentinel errors.
+type parseError struct {
+	msg  string
+	kind error
+}
+
+func (e *parseError) Error() string { return e.msg }
+func (e *parseError) Unwrap() error { return e.kind }
+
+func invalid(kind error, format string, args ...any) error {
+	return &parseError{msg: fmt.Sprintf(format, args...), kind: kind}
 }
 
 // Options tune a Selector. The zero value is ready to use.

@@ -1,7 +1,6 @@
 package balance
 
 import (
-	"fmt"
 	"math"
 	"net/textproto"
 	"strings"
@@ -46,26 +45,26 @@ func (k HashKey) String() string {
 // ParseHashKey parses Upstream.HashKey: "client_ip" (also the meaning of
 // ""), "header:<Name>" or "cookie:<name>", where the name is an RFC 9110
 // §5.6.2 token (the grammar of both field names and, per RFC 6265 §4.1.1,
-// cookie names). Errors wrap ErrInvalidHashKey.
+// cookie names). Errors wrap ErrInvalidHashKey; their message is written
+// for users (config validation shows it as it is).
 func ParseHashKey(s string) (HashKey, error) {
 	if s == "" || s == HashKeyClientIP {
 		return HashKey{Source: HashKeyClientIP}, nil
 	}
-	source, name, found := strings.Cut(s, ":")
-	if !found {
-		return HashKey{}, fmt.Errorf("parse hash key %q: %w: want client_ip, header:<name> or cookie:<name>", s, ErrInvalidHashKey)
-	}
-	if !httpguts.ValidHeaderFieldName(name) {
-		return HashKey{}, fmt.Errorf("parse hash key %q: %w: name %q is not a token", s, ErrInvalidHashKey, name)
-	}
+	source, name, _ := strings.Cut(s, ":")
 	switch source {
 	case HashKeyHeader:
+		if !httpguts.ValidHeaderFieldName(name) {
+			return HashKey{}, invalid(ErrInvalidHashKey, "%q: %q is not a header name", s, name)
+		}
 		return HashKey{Source: HashKeyHeader, Name: textproto.CanonicalMIMEHeaderKey(name)}, nil
 	case HashKeyCookie:
+		if !httpguts.ValidHeaderFieldName(name) {
+			return HashKey{}, invalid(ErrInvalidHashKey, "%q: %q is not a cookie name", s, name)
+		}
 		return HashKey{Source: HashKeyCookie, Name: name}, nil
-	default:
-		return HashKey{}, fmt.Errorf("parse hash key %q: %w: source %q not one of header, cookie", s, ErrInvalidHashKey, source)
 	}
+	return HashKey{}, invalid(ErrInvalidHashKey, "%q is not a hash key (allowed: client_ip, header:<Name>, cookie:<name>)", s)
 }
 
 // hash is consistent hashing by weighted rendezvous (highest random weight)

@@ -76,4 +76,3 @@ func validCookieValue(v string) bool {
 	}
 	return true
 }
-

@@ -2,7 +2,6 @@ package balance
 
 import (
 	"testing"
-
 )
 
 func TestP2CNeverPicksTheMoreLoaded(t *testing.T) {

@@ -2,7 +2,6 @@ package balance
 
 import (
 	"testing"
-
 )
 
 func TestRandomShares(t *testing.T) {

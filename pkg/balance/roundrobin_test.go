@@ -2,7 +2,6 @@ package balance
 
 import (
 	"testing"
-
 )
 
 func TestRoundRobinOrder(t *testing.T) {

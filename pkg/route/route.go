@@ -72,8 +72,20 @@ func ViewOf(r *http.Request) Request {
 }
 
 // ErrInvalidRoute is wrapped by every error New returns for a route it
-// cannot build, for errors.Is.
+// cannot build, and by the errors of the Parse functions, for errors.Is.
 var ErrInvalidRoute = errors.New("invalid route")
+
+// invalidError is a Parse function's error: its message is written for
+// users (config validation shows it as it is) and it wraps
+// ErrInvalidRoute.
+type invalidError struct{ msg string }
+
+func (e *invalidError) Error() string { return e.msg }
+func (e *invalidError) Unwrap() error { return ErrInvalidRoute }
+
+func invalid(format string, args ...any) error {
+	return &invalidError{msg: fmt.Sprintf(format, args...)}
+}
 
 // Route is one entry of a Table. Callers must not modify it: the Table and
 // every request share it.
@@ -224,7 +236,7 @@ func ParseHostPattern(h string) (host string, wildcard bool, err error) {
 		return "", false, nil
 	}
 	bad := func(format string, args ...any) (string, bool, error) {
-		return "", false, fmt.Errorf("%w: "+format, append([]any{ErrInvalidRoute}, args...)...)
+		return "", false, invalid(format, args...)
 	}
 	if h == "*" {
 		return bad(`"*": leave host empty to match any host`)
@@ -256,7 +268,7 @@ func ParseHostPattern(h string) (host string, wildcard bool, err error) {
 		return bad("%q: a host has no port and only IPv6 literals contain ':'", h)
 	}
 	if err := checkHostName(name); err != nil {
-		return "", false, fmt.Errorf("%w: %w", ErrInvalidRoute, err)
+		return "", false, &invalidError{msg: err.Error()}
 	}
 	name = strings.TrimSuffix(strings.ToLower(name), ".")
 	if wildcard {
@@ -300,15 +312,15 @@ func ParsePathPrefix(p string) (string, error) {
 		return "", nil
 	}
 	if !strings.HasPrefix(p, "/") {
-		return "", fmt.Errorf("%w: %q must start with \"/\"", ErrInvalidRoute, p)
+		return "", invalid("%q must start with \"/\"", p)
 	}
 	for _, r := range p {
 		if r <= ' ' || r == 0x7f || r == '?' || r == '#' {
-			return "", fmt.Errorf("%w: %q: %q is not allowed in a path prefix (no query, fragment, spaces or control characters)", ErrInvalidRoute, p, r)
+			return "", invalid("%q: %q is not allowed in a path prefix (no query, fragment, spaces or control characters)", p, r)
 		}
 	}
 	if c := cleanPath(p); c != p {
-		return "", fmt.Errorf("%w: %q is not clean (requests are matched on %q)", ErrInvalidRoute, p, c)
+		return "", invalid("%q is not clean (requests are matched on %q)", p, c)
 	}
 	return p, nil
 }
@@ -318,7 +330,7 @@ func ParsePathPrefix(p string) (string, error) {
 // case ("get" in a config means GET). Errors wrap ErrInvalidRoute.
 func ParseMethod(m string) (string, error) {
 	if !httpguts.ValidHeaderFieldName(m) {
-		return "", fmt.Errorf("%w: %q is not a method name", ErrInvalidRoute, m)
+		return "", invalid("%q is not a method name", m)
 	}
 	return strings.ToUpper(m), nil
 }
@@ -327,7 +339,7 @@ func ParseMethod(m string) (string, error) {
 // §5.1), returned in canonical form. Errors wrap ErrInvalidRoute.
 func ParseHeaderName(name string) (string, error) {
 	if !httpguts.ValidHeaderFieldName(name) {
-		return "", fmt.Errorf("%w: %q is not a header name", ErrInvalidRoute, name)
+		return "", invalid("%q is not a header name", name)
 	}
 	return http.CanonicalHeaderKey(name), nil
 }
