@@ -37,7 +37,6 @@ const AdminOff = "off"
 // limits FDNAME= to 255 bytes.
 const maxNameLen = 255
 
-
 // Validate checks c and returns an Errors with every problem found, or
 // nil. Zero values that mean a default are accepted, so it works on a
 // Config built by hand as well as on one from Load (which has called

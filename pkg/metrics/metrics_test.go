@@ -24,8 +24,8 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/handoff-proxy/handoff/pkg/config"
-	"github.com/handoff-proxy/handoff/pkg/reqinfo"
 	"github.com/handoff-proxy/handoff/pkg/proxy"
+	"github.com/handoff-proxy/handoff/pkg/reqinfo"
 	"github.com/handoff-proxy/handoff/pkg/upstream"
 )
 
