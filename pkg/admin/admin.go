@@ -152,7 +152,7 @@ func (h *handler) upstreams(w http.ResponseWriter, r *http.Request) {
 func status(p *upstream.Pool, now time.Time) UpstreamStatus {
 	s := UpstreamStatus{
 		Name:     p.Name,
-		Strategy: p.Config.Strategy,
+		Strategy: p.Strategy,
 		Total:    len(p.Targets),
 		Targets:  make([]upstream.Snapshot, 0, len(p.Targets)),
 	}

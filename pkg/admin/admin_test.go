@@ -16,6 +16,7 @@ import (
 
 	"github.com/handoff-proxy/handoff/pkg/config"
 	"github.com/handoff-proxy/handoff/pkg/metrics"
+	"github.com/handoff-proxy/handoff/pkg/proxy"
 	"github.com/handoff-proxy/handoff/pkg/upstream"
 
 	"github.com/handoff-proxy/handoff/pkg/handofftest"
@@ -137,7 +138,7 @@ func TestUpstreams(t *testing.T) {
 		for i, a := range addrs {
 			cfg.Targets = append(cfg.Targets, config.Target{Address: a, Weight: i})
 		}
-		p, err := reg.NewPool(name, cfg)
+		p, err := reg.NewPool(name, proxy.PoolSpec(cfg))
 		if err != nil {
 			t.Fatal(err)
 		}

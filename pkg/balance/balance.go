@@ -1,11 +1,14 @@
-// Package balance owns the load-balancing strategies: given a pool and a
-// request, a Selector picks one target. There is one file per strategy
+// Package balance owns the load-balancing strategies and their names: given
+// a pool and a protocol-free Key (client address, hash-key value), a
+// Selector picks one target. There is one file per strategy
 // (round_robin, weighted_round_robin, least_conn, random, p2c, hash), all
 // behind the one-method Selector interface.
 //
 // It must not know how a target is reached, retried or ejected (packages
-// proxy and upstream): the caller says which targets are eligible, and
-// reads in-flight counts and weights only through upstream.Target.
+// proxy, upstream and health): the caller says which targets are eligible,
+// and it reads in-flight counts and weights only through upstream.Target.
+// Selection never sees an *http.Request; extracting the hash key from one
+// is HashKey.FromRequest, which the HTTP proxy calls.
 package balance
 
 import (
@@ -13,22 +16,85 @@ import (
 	"fmt"
 	"math/bits"
 	"math/rand/v2"
-	"net/http"
+	"net/netip"
+	"slices"
+	"strings"
 
-	"github.com/handoff-proxy/handoff/pkg/config"
 	"github.com/handoff-proxy/handoff/pkg/upstream"
 )
 
-// Selector picks a target of its pool for a request. eligible reports
-// whether a target may be picked (the proxy passes a func that skips ejected
-// targets and targets already tried for this request); a nil eligible means
-// every target is eligible. Select returns nil when no target is eligible.
+// Key is what a Selector may look at to choose: a protocol-free view of
+// one request or connection, so that an HTTP request, an HTTP/1.1 fast
+// path and an L4 TCP connection all use the same strategies.
+type Key struct {
+	// Client is the client's address (for HTTP the one package clientip
+	// derives from the peer and trusted forwarding headers; for L4 the
+	// peer or its PROXY protocol header). The zero Addr means unknown,
+	// as on a Unix socket. The hash strategy's client_ip key hashes it.
+	Client netip.Addr
+	// Hash is the value of the hash strategy's header or cookie key,
+	// extracted by the caller (HashKey.FromRequest for HTTP). Empty means
+	// the request has no such key; unused for the client_ip key and by
+	// the other strategies.
+	Hash string
+}
+
+// Selector picks a target of its pool for one request or connection,
+// described by k. eligible reports whether a target may be picked (the
+// proxy passes a func that skips unavailable targets and targets already
+// tried for this request); a nil eligible means every target is eligible.
+// Select returns nil when no target is eligible.
 //
 // Select is safe for concurrent use. It calls eligible synchronously, on
 // the caller's goroutine, and may hold an internal lock while doing so, so
 // eligible must not call back into the Selector.
 type Selector interface {
-	Select(r *http.Request, eligible func(*upstream.Target) bool) *upstream.Target
+	Select(k Key, eligible func(*upstream.Target) bool) *upstream.Target
+}
+
+// Load-balancing strategies, the values of an upstream's strategy.
+const (
+	StrategyRoundRobin         = "round_robin"
+	StrategyWeightedRoundRobin = "weighted_round_robin"
+	StrategyLeastConn          = "least_conn"
+	StrategyRandom             = "random"
+	StrategyP2C                = "p2c"
+	StrategyHash               = "hash"
+)
+
+// DefaultStrategy is the strategy an empty strategy name means.
+const DefaultStrategy = StrategyRoundRobin
+
+// Strategies lists every valid strategy name.
+func Strategies() []string {
+	return []string{StrategyRoundRobin, StrategyWeightedRoundRobin, StrategyLeastConn, StrategyRandom, StrategyP2C, StrategyHash}
+}
+
+// ParseStrategy checks a strategy name; empty means DefaultStrategy. Names
+// are case-sensitive. The error wraps ErrUnknownStrategy and lists the
+// allowed names; its message is written for users.
+func ParseStrategy(s string) (string, error) {
+	if s == "" {
+		return DefaultStrategy, nil
+	}
+	if !slices.Contains(Strategies(), s) {
+		return "", invalid(ErrUnknownStrategy, "%q is not a strategy (allowed: %s)", s, strings.Join(Strategies(), ", "))
+	}
+	return s, nil
+}
+
+// parseError is the error of a Parse function: a message for users that
+// wraps one of the package's sentinel errors.
+type parseError struct {
+	msg  string
+	kind error
+}
+
+func (e *parseError) Error() string { return e.msg }
+func (e *parseError) Unwrap() error { return e.kind }
+
+func invalid(kind error, format string, args ...any) error {
+	return &parseError{msg: fmt.Sprintf(format, args...), kind: kind}
 }
 
 // Options tune a Selector. The zero value is ready to use.
@@ -37,29 +103,24 @@ type Options struct {
 	// for concurrent use. Nil means math/rand/v2's Uint64. Tests inject a
 	// seeded generator to make random strategies reproducible.
 	Rand func() uint64
-	// TrustedClientIP returns the client IP the hash strategy's
-	// "client_ip" key hashes, for example the address a trusted proxy put
-	// in X-Forwarded-For. An empty result counts as a missing key. Nil
-	// means the host part of r.RemoteAddr.
-	TrustedClientIP func(*http.Request) string
 }
 
 // Errors returned by New, for errors.Is.
 var (
-	// ErrUnknownStrategy means Upstream.Strategy is not one of
-	// config.Strategies().
+	// ErrUnknownStrategy means the strategy is not one of Strategies().
 	ErrUnknownStrategy = errors.New("unknown strategy")
-	// ErrInvalidHashKey means Upstream.HashKey could not be parsed.
+	// ErrInvalidHashKey means the hash key could not be parsed.
 	ErrInvalidHashKey = errors.New("invalid hash key")
 	// ErrNoTargets means the pool has no target to pick from.
 	ErrNoTargets = errors.New("no targets")
 )
 
-// New returns the Selector for p: the strategy is p.Config.Strategy (empty
-// means round_robin) and the hash strategy hashes p.Config.HashKey (see
-// ParseHashKey). The Selector keeps p.Targets; the pool is immutable, so a
-// reload builds a new pool and a new Selector.
-func New(p *upstream.Pool, opts Options) (Selector, error) {
+// New returns the Selector for p with the named strategy (see
+// ParseStrategy; empty means round_robin). The hash strategy hashes
+// hashKey (see ParseHashKey); other strategies ignore it. The Selector
+// keeps p.Targets; the pool is immutable, so a reload builds a new pool
+// and a new Selector.
+func New(p *upstream.Pool, strategy, hashKey string, opts Options) (Selector, error) {
 	if p == nil || len(p.Targets) == 0 {
 		name := ""
 		if p != nil {
@@ -72,25 +133,25 @@ func New(p *upstream.Pool, opts Options) (Selector, error) {
 		rnd = rand.Uint64
 	}
 	targets := p.Targets
-	switch p.Config.Strategy {
-	case "", config.StrategyRoundRobin:
+	switch strategy {
+	case "", StrategyRoundRobin:
 		return newRoundRobin(targets), nil
-	case config.StrategyWeightedRoundRobin:
+	case StrategyWeightedRoundRobin:
 		return newWeightedRoundRobin(targets), nil
-	case config.StrategyLeastConn:
+	case StrategyLeastConn:
 		return newLeastConn(targets, rnd), nil
-	case config.StrategyRandom:
+	case StrategyRandom:
 		return newRandom(targets, rnd), nil
-	case config.StrategyP2C:
+	case StrategyP2C:
 		return newP2C(targets, rnd), nil
-	case config.StrategyHash:
-		key, err := ParseHashKey(p.Config.HashKey)
+	case StrategyHash:
+		key, err := ParseHashKey(hashKey)
 		if err != nil {
 			return nil, fmt.Errorf("new selector for %q: %w", p.Name, err)
 		}
-		return newHash(targets, key, opts.TrustedClientIP), nil
+		return newHash(targets, key), nil
 	default:
-		return nil, fmt.Errorf("new selector for %q: %w %q", p.Name, ErrUnknownStrategy, p.Config.Strategy)
+		return nil, fmt.Errorf("new selector for %q: %w %q", p.Name, ErrUnknownStrategy, strategy)
 	}
 }
 

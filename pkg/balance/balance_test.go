@@ -6,12 +6,13 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
+	"strings"
 	"sync"
 	"testing"
 
 	"go.uber.org/goleak"
 
-	"github.com/handoff-proxy/handoff/pkg/config"
 	"github.com/handoff-proxy/handoff/pkg/upstream"
 )
 
@@ -22,28 +23,58 @@ func TestMain(m *testing.M) {
 // addr is the address of the i-th test target.
 func addr(i int) string { return fmt.Sprintf("10.0.0.%d:80", i+1) }
 
+// testPool is a pool with the hash key its selector is built with.
+type testPool struct {
+	*upstream.Pool
+	hashKey string
+}
+
 // newPool builds a pool of len(weights) targets 10.0.0.1:80, 10.0.0.2:80,
 // … with those weights, on a fresh registry.
-func newPool(t testing.TB, strategy, hashKey string, weights ...int) *upstream.Pool {
+func newPool(t testing.TB, strategy, hashKey string, weights ...int) *testPool {
 	t.Helper()
-	cfg := config.Upstream{Strategy: strategy, HashKey: hashKey}
+	spec := upstream.PoolSpec{Strategy: strategy}
 	for i, w := range weights {
-		cfg.Targets = append(cfg.Targets, config.Target{Address: addr(i), Weight: w})
+		spec.Targets = append(spec.Targets, upstream.TargetSpec{Address: addr(i), Weight: w})
 	}
-	p, err := upstream.NewRegistry().NewPool("pool", cfg)
+	p, err := upstream.NewRegistry().NewPool("pool", spec)
 	if err != nil {
 		t.Fatalf("new pool: %v", err)
 	}
-	return p
+	return &testPool{Pool: p, hashKey: hashKey}
 }
 
-func mustNew(t testing.TB, p *upstream.Pool, opts Options) Selector {
+// reqSelector selects for HTTP requests the way the proxy does: the key is
+// the request's client address and its hash-key value.
+type reqSelector struct {
+	Selector
+	key HashKey
+	// clientIP overrides the client address; nil means the peer.
+	clientIP func(*http.Request) string
+}
+
+func (s reqSelector) Select(r *http.Request, eligible func(*upstream.Target) bool) *upstream.Target {
+	return s.Selector.Select(s.keyOf(r), eligible)
+}
+
+func (s reqSelector) keyOf(r *http.Request) Key {
+	k := Key{Hash: s.key.FromRequest(r)}
+	if s.clientIP != nil {
+		k.Client, _ = netip.ParseAddr(s.clientIP(r))
+	} else if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+		k.Client = ap.Addr().Unmap()
+	}
+	return k
+}
+
+func mustNew(t testing.TB, p *testPool, opts Options) reqSelector {
 	t.Helper()
-	s, err := New(p, opts)
+	s, err := New(p.Pool, p.Strategy, p.hashKey, opts)
 	if err != nil {
 		t.Fatalf("new selector: %v", err)
 	}
-	return s
+	k, _ := ParseHashKey(p.hashKey)
+	return reqSelector{Selector: s, key: k}
 }
 
 // seeded returns a reproducible generator. Not safe for concurrent use:
@@ -72,7 +103,7 @@ func newRequest() *http.Request {
 
 // tally runs n selections and counts picks by address; a nil pick fails
 // the test.
-func tally(t testing.TB, s Selector, n int, r *http.Request, eligible func(*upstream.Target) bool) map[string]int {
+func tally(t testing.TB, s reqSelector, n int, r *http.Request, eligible func(*upstream.Target) bool) map[string]int {
 	t.Helper()
 	got := make(map[string]int)
 	for range n {
@@ -127,25 +158,25 @@ func TestNew(t *testing.T) {
 		wantErr  error
 	}{
 		{name: "empty strategy is round robin", strategy: "", targets: 2},
-		{name: "round_robin", strategy: config.StrategyRoundRobin, targets: 2},
-		{name: "weighted_round_robin", strategy: config.StrategyWeightedRoundRobin, targets: 2},
-		{name: "least_conn", strategy: config.StrategyLeastConn, targets: 2},
-		{name: "random", strategy: config.StrategyRandom, targets: 2},
-		{name: "p2c", strategy: config.StrategyP2C, targets: 2},
-		{name: "hash default key", strategy: config.StrategyHash, targets: 2},
-		{name: "hash header key", strategy: config.StrategyHash, hashKey: "header:X-User", targets: 2},
-		{name: "hash cookie key", strategy: config.StrategyHash, hashKey: "cookie:sid", targets: 2},
+		{name: "round_robin", strategy: StrategyRoundRobin, targets: 2},
+		{name: "weighted_round_robin", strategy: StrategyWeightedRoundRobin, targets: 2},
+		{name: "least_conn", strategy: StrategyLeastConn, targets: 2},
+		{name: "random", strategy: StrategyRandom, targets: 2},
+		{name: "p2c", strategy: StrategyP2C, targets: 2},
+		{name: "hash default key", strategy: StrategyHash, targets: 2},
+		{name: "hash header key", strategy: StrategyHash, hashKey: "header:X-User", targets: 2},
+		{name: "hash cookie key", strategy: StrategyHash, hashKey: "cookie:sid", targets: 2},
 		{name: "unknown strategy", strategy: "fastest", targets: 2, wantErr: ErrUnknownStrategy},
 		{name: "strategy is case sensitive", strategy: "Round_Robin", targets: 2, wantErr: ErrUnknownStrategy},
-		{name: "bad hash key", strategy: config.StrategyHash, hashKey: "query:x", targets: 2, wantErr: ErrInvalidHashKey},
-		{name: "hash key ignored by other strategies", strategy: config.StrategyRandom, hashKey: "query:x", targets: 2},
-		{name: "no targets", strategy: config.StrategyRoundRobin, targets: 0, wantErr: ErrNoTargets},
+		{name: "bad hash key", strategy: StrategyHash, hashKey: "query:x", targets: 2, wantErr: ErrInvalidHashKey},
+		{name: "hash key ignored by other strategies", strategy: StrategyRandom, hashKey: "query:x", targets: 2},
+		{name: "no targets", strategy: StrategyRoundRobin, targets: 0, wantErr: ErrNoTargets},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			weights := make([]int, tt.targets)
 			p := newPool(t, tt.strategy, tt.hashKey, weights...)
-			s, err := New(p, Options{})
+			s, err := New(p.Pool, p.Strategy, p.hashKey, Options{})
 			if tt.wantErr != nil {
 				if !errors.Is(err, tt.wantErr) {
 					t.Fatalf("New error = %v, want %v", err, tt.wantErr)
@@ -155,13 +186,13 @@ func TestNew(t *testing.T) {
 			if err != nil {
 				t.Fatalf("New: %v", err)
 			}
-			if got := s.Select(newRequest(), nil); got == nil {
+			if got := s.Select(Key{}, nil); got == nil {
 				t.Fatalf("Select on a healthy pool returned nil")
 			}
 		})
 	}
 	t.Run("nil pool", func(t *testing.T) {
-		if _, err := New(nil, Options{}); !errors.Is(err, ErrNoTargets) {
+		if _, err := New(nil, "", "", Options{}); !errors.Is(err, ErrNoTargets) {
 			t.Fatalf("New(nil) error = %v, want ErrNoTargets", err)
 		}
 	})
@@ -171,22 +202,22 @@ func TestNew(t *testing.T) {
 // seeded generator for the random ones.
 func strategyCases(t testing.TB, weights ...int) []struct {
 	name string
-	sel  Selector
+	sel  reqSelector
 	pool *upstream.Pool
 } {
 	t.Helper()
 	var out []struct {
 		name string
-		sel  Selector
+		sel  reqSelector
 		pool *upstream.Pool
 	}
-	for i, st := range config.Strategies() {
+	for i, st := range Strategies() {
 		p := newPool(t, st, "", weights...)
 		out = append(out, struct {
 			name string
-			sel  Selector
+			sel  reqSelector
 			pool *upstream.Pool
-		}{name: st, sel: mustNew(t, p, Options{Rand: seeded(uint64(i) + 1)}), pool: p})
+		}{name: st, sel: mustNew(t, p, Options{Rand: seeded(uint64(i) + 1)}), pool: p.Pool})
 	}
 	return out
 }
@@ -202,7 +233,7 @@ func TestIneligibleNeverPicked(t *testing.T) {
 					t.Errorf("ineligible %s picked %d times", s.Address, got[s.Address])
 				}
 			}
-			if got[ts[1].Address] == 0 && tc.name != config.StrategyHash {
+			if got[ts[1].Address] == 0 && tc.name != StrategyHash {
 				t.Errorf("eligible %s never picked: %v", ts[1].Address, got)
 			}
 		})
@@ -247,16 +278,16 @@ func TestWeightedBalancerAlwaysPickedTheSameTarget(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			want := weightShares(weights...)
 			r := newRequest()
-			if tc.name == config.StrategyRoundRobin {
+			if tc.name == StrategyRoundRobin {
 				// Plain round robin ignores weights by design.
 				want = map[string]float64{addr(0): 1.0 / 3, addr(1): 1.0 / 3, addr(2): 1.0 / 3}
 			}
-			if tc.name == config.StrategyHash {
+			if tc.name == StrategyHash {
 				// One client always hashes to one target; spread comes
 				// from many clients.
 				got := make(map[string]int)
 				for i := range n {
-					r.RemoteAddr = fmt.Sprintf("198.51.%d.%d:1234", i/250, i%250)
+					r.RemoteAddr = fmt.Sprintf("198.%d.%d.%d:1234", 51+i/62500, i/250%250, i%250) // valid IPv4 addresses
 					got[tc.sel.Select(r, nil).Address]++
 				}
 				assertShares(t, got, n, want, 0.015)
@@ -268,7 +299,7 @@ func TestWeightedBalancerAlwaysPickedTheSameTarget(t *testing.T) {
 }
 
 func TestConcurrentSelect(t *testing.T) {
-	for _, st := range config.Strategies() {
+	for _, st := range Strategies() {
 		t.Run(st, func(t *testing.T) {
 			p := newPool(t, st, "", 3, 1, 2, 1)
 			s := mustNew(t, p, Options{}) // default generator: concurrency safe
@@ -315,17 +346,17 @@ func TestSelectDoesNotAllocate(t *testing.T) {
 		hashKey  string
 		eligible bool // false: one target ineligible, forcing fallbacks
 	}{
-		{name: "round_robin", strategy: config.StrategyRoundRobin, eligible: true},
-		{name: "weighted_round_robin", strategy: config.StrategyWeightedRoundRobin, eligible: true},
-		{name: "least_conn", strategy: config.StrategyLeastConn, eligible: true},
-		{name: "random", strategy: config.StrategyRandom, eligible: true},
-		{name: "random with ineligible", strategy: config.StrategyRandom},
-		{name: "p2c", strategy: config.StrategyP2C, eligible: true},
-		{name: "p2c with ineligible", strategy: config.StrategyP2C},
-		{name: "hash client_ip", strategy: config.StrategyHash, eligible: true},
-		{name: "hash header", strategy: config.StrategyHash, hashKey: "header:X-User", eligible: true},
-		{name: "hash cookie", strategy: config.StrategyHash, hashKey: "cookie:sid", eligible: true},
-		{name: "hash missing key", strategy: config.StrategyHash, hashKey: "cookie:nope", eligible: true},
+		{name: "round_robin", strategy: StrategyRoundRobin, eligible: true},
+		{name: "weighted_round_robin", strategy: StrategyWeightedRoundRobin, eligible: true},
+		{name: "least_conn", strategy: StrategyLeastConn, eligible: true},
+		{name: "random", strategy: StrategyRandom, eligible: true},
+		{name: "random with ineligible", strategy: StrategyRandom},
+		{name: "p2c", strategy: StrategyP2C, eligible: true},
+		{name: "p2c with ineligible", strategy: StrategyP2C},
+		{name: "hash client_ip", strategy: StrategyHash, eligible: true},
+		{name: "hash header", strategy: StrategyHash, hashKey: "header:X-User", eligible: true},
+		{name: "hash cookie", strategy: StrategyHash, hashKey: "cookie:sid", eligible: true},
+		{name: "hash missing key", strategy: StrategyHash, hashKey: "cookie:nope", eligible: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -338,8 +369,9 @@ func TestSelectDoesNotAllocate(t *testing.T) {
 			if !tt.eligible {
 				eligible = except(p.Targets[0], p.Targets[3])
 			}
+			k := s.keyOf(r)
 			allocs := testing.AllocsPerRun(1000, func() {
-				if s.Select(r, eligible) == nil {
+				if s.Selector.Select(k, eligible) == nil {
 					panic("nil pick")
 				}
 			})
@@ -350,8 +382,72 @@ func TestSelectDoesNotAllocate(t *testing.T) {
 	}
 }
 
+func TestHashKeyFromRequestDoesNotAllocate(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates")
+	}
+	r := newRequest()
+	r.Header.Set("X-User", "alice")
+	r.Header.Set("Cookie", "a=1; sid=abc; b=2")
+	for _, key := range []string{"client_ip", "header:X-User", "header:Host", "cookie:sid", "cookie:nope"} {
+		t.Run(key, func(t *testing.T) {
+			k, err := ParseHashKey(key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			allocs := testing.AllocsPerRun(1000, func() { _ = k.FromRequest(r) })
+			if allocs != 0 {
+				t.Errorf("FromRequest allocates %.1f times per call, want 0", allocs)
+			}
+		})
+	}
+}
+
+// TestSelectWithClientOnly: an L4 connection has only a client address;
+// every strategy must select with it, and the hash strategy must keep a
+// client on one target.
+func TestSelectWithClientOnly(t *testing.T) {
+	for _, st := range Strategies() {
+		t.Run(st, func(t *testing.T) {
+			p := newPool(t, st, "", 1, 1, 1, 1)
+			s, err := New(p.Pool, st, "", Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			k := Key{Client: netip.MustParseAddr("192.0.2.7")}
+			first := s.Select(k, nil)
+			if first == nil {
+				t.Fatal("Select returned nil")
+			}
+			if st != StrategyHash {
+				return
+			}
+			for range 20 {
+				if got := s.Select(k, nil); got != first {
+					t.Fatalf("client moved from %s to %s", first.Address, got.Address)
+				}
+			}
+		})
+	}
+}
+
+func TestParseStrategy(t *testing.T) {
+	for _, st := range Strategies() {
+		if got, err := ParseStrategy(st); err != nil || got != st {
+			t.Errorf("ParseStrategy(%q) = %q, %v", st, got, err)
+		}
+	}
+	if got, err := ParseStrategy(""); err != nil || got != DefaultStrategy {
+		t.Errorf("ParseStrategy(\"\") = %q, %v", got, err)
+	}
+	_, err := ParseStrategy("fastest")
+	if !errors.Is(err, ErrUnknownStrategy) || !strings.Contains(err.Error(), `"fastest" is not a strategy (allowed: round_robin, weighted_round_robin, least_conn, random, p2c, hash)`) {
+		t.Errorf("ParseStrategy(fastest) = %v", err)
+	}
+}
+
 func BenchmarkSelect(b *testing.B) {
-	for _, st := range config.Strategies() {
+	for _, st := range Strategies() {
 		b.Run(st, func(b *testing.B) {
 			p := newPool(b, st, "", 3, 1, 1, 2, 1, 1, 4, 1, 1, 1)
 			s := mustNew(b, p, Options{})

@@ -1,10 +1,7 @@
 package balance
 
 import (
-	"fmt"
 	"math"
-	"net"
-	"net/http"
 	"net/textproto"
 	"strings"
 
@@ -15,8 +12,7 @@ import (
 
 // Hash key sources, the part of Upstream.HashKey before the colon.
 const (
-	// HashKeyClientIP hashes the client IP (Options.TrustedClientIP, or
-	// the host of r.RemoteAddr). The default.
+	// HashKeyClientIP hashes the client IP, Key.Client. The default.
 	HashKeyClientIP = "client_ip"
 	// HashKeyHeader hashes the first value of a request header
 	// ("header:X-User"). "header:Host" hashes r.Host, which Go keeps out
@@ -49,26 +45,26 @@ func (k HashKey) String() string {
 // ParseHashKey parses Upstream.HashKey: "client_ip" (also the meaning of
 // ""), "header:<Name>" or "cookie:<name>", where the name is an RFC 9110
 // §5.6.2 token (the grammar of both field names and, per RFC 6265 §4.1.1,
-// cookie names). Errors wrap ErrInvalidHashKey.
+// cookie names). Errors wrap ErrInvalidHashKey; their message is written
+// for users (config validation shows it as it is).
 func ParseHashKey(s string) (HashKey, error) {
 	if s == "" || s == HashKeyClientIP {
 		return HashKey{Source: HashKeyClientIP}, nil
 	}
-	source, name, found := strings.Cut(s, ":")
-	if !found {
-		return HashKey{}, fmt.Errorf("parse hash key %q: %w: want client_ip, header:<name> or cookie:<name>", s, ErrInvalidHashKey)
-	}
-	if !httpguts.ValidHeaderFieldName(name) {
-		return HashKey{}, fmt.Errorf("parse hash key %q: %w: name %q is not a token", s, ErrInvalidHashKey, name)
-	}
+	source, name, _ := strings.Cut(s, ":")
 	switch source {
 	case HashKeyHeader:
-		return HashKey{Source: HashKeyHeader, Name: http.CanonicalHeaderKey(name)}, nil
+		if !httpguts.ValidHeaderFieldName(name) {
+			return HashKey{}, invalid(ErrInvalidHashKey, "%q: %q is not a header name", s, name)
+		}
+		return HashKey{Source: HashKeyHeader, Name: textproto.CanonicalMIMEHeaderKey(name)}, nil
 	case HashKeyCookie:
+		if !httpguts.ValidHeaderFieldName(name) {
+			return HashKey{}, invalid(ErrInvalidHashKey, "%q: %q is not a cookie name", s, name)
+		}
 		return HashKey{Source: HashKeyCookie, Name: name}, nil
-	default:
-		return HashKey{}, fmt.Errorf("parse hash key %q: %w: source %q not one of header, cookie", s, ErrInvalidHashKey, source)
 	}
+	return HashKey{}, invalid(ErrInvalidHashKey, "%q is not a hash key (allowed: client_ip, header:<Name>, cookie:<name>)", s)
 }
 
 // hash is consistent hashing by weighted rendezvous (highest random weight)
@@ -88,16 +84,14 @@ type hash struct {
 	// position in the pool.
 	ids      []uint64
 	key      HashKey
-	clientIP func(*http.Request) string
 	fallback *roundRobin
 }
 
-func newHash(targets []*upstream.Target, key HashKey, clientIP func(*http.Request) string) *hash {
+func newHash(targets []*upstream.Target, key HashKey) *hash {
 	s := &hash{
 		targets:  targets,
 		ids:      make([]uint64, len(targets)),
 		key:      key,
-		clientIP: clientIP,
 		fallback: newRoundRobin(targets),
 	}
 	for i, t := range targets {
@@ -106,14 +100,24 @@ func newHash(targets []*upstream.Target, key HashKey, clientIP func(*http.Reques
 	return s
 }
 
-// Select hashes the request's key; without one it falls back to round
+// Select hashes the key's client address (key client_ip) or its Hash
+// value (header and cookie keys); without one it falls back to round
 // robin.
-func (s *hash) Select(r *http.Request, eligible func(*upstream.Target) bool) *upstream.Target {
-	key := s.keyOf(r)
-	if key == "" {
-		return s.fallback.Select(r, eligible)
+func (s *hash) Select(k Key, eligible func(*upstream.Target) bool) *upstream.Target {
+	if s.key.Source == HashKeyHeader || s.key.Source == HashKeyCookie {
+		if k.Hash == "" {
+			return s.fallback.Select(k, eligible)
+		}
+		return s.pick(fnv1a(k.Hash), eligible)
 	}
-	return s.pick(fnv1a(key), eligible)
+	if !k.Client.IsValid() {
+		return s.fallback.Select(k, eligible)
+	}
+	// The address is hashed in its text form (what earlier versions
+	// hashed), formatted on the stack: a worker running an older
+	// version during an upgrade sends the client to the same target.
+	var buf [64]byte
+	return s.pick(fnv1aBytes(k.Client.AppendTo(buf[:0])), eligible)
 }
 
 // pick returns the eligible target with the best score for key hash kh:
@@ -137,78 +141,6 @@ func (s *hash) pick(kh uint64, eligible func(*upstream.Target) bool) *upstream.T
 	return best
 }
 
-// keyOf returns the request's hash key, empty when it has none.
-func (s *hash) keyOf(r *http.Request) string {
-	switch s.key.Source {
-	case HashKeyHeader:
-		if s.key.Name == "Host" {
-			return r.Host
-		}
-		if v := r.Header[s.key.Name]; len(v) > 0 {
-			return v[0]
-		}
-		return ""
-	case HashKeyCookie:
-		v, _ := cookieValue(r.Header, s.key.Name)
-		return v
-	default:
-		if s.clientIP != nil {
-			return s.clientIP(r)
-		}
-		host, _, err := net.SplitHostPort(r.RemoteAddr)
-		if err != nil {
-			return ""
-		}
-		return host
-	}
-}
-
-// cookieValue returns the value of the first valid cookie called name in
-// the Cookie header lines of h, and whether there was one. It reads the
-// header the way net/http's Request.Cookie does (RFC 6265 §5.4 cookie-string,
-// pairs split on ";", names must be tokens, one pair of surrounding double
-// quotes is dropped, values with bytes outside RFC 6265 §4.1.1's
-// cookie-octet plus space and comma are skipped) but without allocating:
-// Request.Cookie parses every cookie of the request into a new slice.
-func cookieValue(h http.Header, name string) (string, bool) {
-	for _, line := range h["Cookie"] {
-		line = textproto.TrimString(line)
-		for len(line) > 0 {
-			var part string
-			part, line, _ = strings.Cut(line, ";")
-			part = textproto.TrimString(part)
-			if part == "" {
-				continue
-			}
-			n, v, _ := strings.Cut(part, "=")
-			n = textproto.TrimString(n)
-			if n != name || !httpguts.ValidHeaderFieldName(n) {
-				continue
-			}
-			if len(v) > 1 && v[0] == '"' && v[len(v)-1] == '"' {
-				v = v[1 : len(v)-1]
-			}
-			if validCookieValue(v) {
-				return v, true
-			}
-		}
-	}
-	return "", false
-}
-
-// validCookieValue reports whether every byte of v is a printable ASCII
-// character other than '"', ';' and '\\' (net/http's lenient reading of
-// RFC 6265 §4.1.1, which also admits space and comma).
-func validCookieValue(v string) bool {
-	for i := 0; i < len(v); i++ {
-		b := v[i]
-		if b < 0x20 || b >= 0x7f || b == '"' || b == ';' || b == '\\' {
-			return false
-		}
-	}
-	return true
-}
-
 // FNV-1a 64-bit parameters (draft-eastlake-fnv, "The FNV Non-Cryptographic
 // Hash Algorithm").
 const (
@@ -222,6 +154,16 @@ func fnv1a(s string) uint64 {
 	h := uint64(fnvOffset64)
 	for i := 0; i < len(s); i++ {
 		h ^= uint64(s[i])
+		h *= fnvPrime64
+	}
+	return h
+}
+
+// fnv1aBytes is fnv1a of b.
+func fnv1aBytes(b []byte) uint64 {
+	h := uint64(fnvOffset64)
+	for _, c := range b {
+		h ^= uint64(c)
 		h *= fnvPrime64
 	}
 	return h

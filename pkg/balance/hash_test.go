@@ -8,23 +8,22 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/handoff-proxy/handoff/pkg/config"
 	"github.com/handoff-proxy/handoff/pkg/upstream"
 )
 
 // hashPool builds a hash pool over the given addresses and weights, on a
 // fresh registry, keyed by header X-Key.
-func hashPool(t testing.TB, addrs []string, weights []int) (*upstream.Pool, Selector) {
+func hashPool(t testing.TB, addrs []string, weights []int) (*upstream.Pool, reqSelector) {
 	t.Helper()
-	cfg := config.Upstream{Strategy: config.StrategyHash, HashKey: "header:X-Key"}
+	spec := upstream.PoolSpec{Strategy: StrategyHash}
 	for i, a := range addrs {
-		cfg.Targets = append(cfg.Targets, config.Target{Address: a, Weight: weights[i]})
+		spec.Targets = append(spec.Targets, upstream.TargetSpec{Address: a, Weight: weights[i]})
 	}
-	p, err := upstream.NewRegistry().NewPool("hash", cfg)
+	p, err := upstream.NewRegistry().NewPool("hash", spec)
 	if err != nil {
 		t.Fatalf("new pool: %v", err)
 	}
-	return p, mustNew(t, p, Options{})
+	return p, mustNew(t, &testPool{Pool: p, hashKey: "header:X-Key"}, Options{})
 }
 
 func addrs(n int) []string {
@@ -44,7 +43,7 @@ func ones(n int) []int {
 }
 
 // assign maps keys 0..n-1 to the address they hash to.
-func assign(t testing.TB, s Selector, n int, eligible func(*upstream.Target) bool) []string {
+func assign(t testing.TB, s reqSelector, n int, eligible func(*upstream.Target) bool) []string {
 	t.Helper()
 	out := make([]string, n)
 	r := newRequest()
@@ -269,8 +268,9 @@ func TestHashKeySources(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := newPool(t, config.StrategyHash, tt.hashKey, ones(16)...)
-			s := mustNew(t, p, Options{TrustedClientIP: tt.trusted})
+			p := newPool(t, StrategyHash, tt.hashKey, ones(16)...)
+			s := mustNew(t, p, Options{})
+			s.clientIP = tt.trusted
 			build := func(q req) *http.Request {
 				r := newRequest()
 				r.RemoteAddr = q.remote
@@ -311,8 +311,9 @@ func TestHashMissingKeyFallsBackToRoundRobin(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := newPool(t, config.StrategyHash, tt.hashKey, ones(4)...)
-			s := mustNew(t, p, Options{TrustedClientIP: tt.trusted})
+			p := newPool(t, StrategyHash, tt.hashKey, ones(4)...)
+			s := mustNew(t, p, Options{})
+			s.clientIP = tt.trusted
 			r := newRequest()
 			r.RemoteAddr = tt.remote
 			for k, v := range tt.header {
@@ -473,7 +474,7 @@ func FuzzCookieValue(f *testing.F) {
 // new port; all must reach the client's one target, while different
 // clients spread.
 func TestHashClientIPIgnoresPort(t *testing.T) {
-	p := newPool(t, config.StrategyHash, "", ones(8)...)
+	p := newPool(t, StrategyHash, "", ones(8)...)
 	s := mustNew(t, p, Options{})
 	for _, ip := range []string{"192.0.2.1", "[2001:db8::7]"} {
 		r := newRequest()

@@ -1,10 +1,6 @@
 package balance
 
-import (
-	"net/http"
-
-	"github.com/handoff-proxy/handoff/pkg/upstream"
-)
+import "github.com/handoff-proxy/handoff/pkg/upstream"
 
 // leastConn picks the eligible target with the fewest requests in flight
 // per unit of weight (nginx least_conn compares conns/weight the same way).
@@ -23,7 +19,7 @@ func newLeastConn(targets []*upstream.Target, rnd func() uint64) *leastConn {
 // probability weight/(sum of tied weights so far), which is weighted
 // reservoir sampling of size one: every tied target ends up chosen with
 // probability weight/(total tied weight).
-func (s *leastConn) Select(_ *http.Request, eligible func(*upstream.Target) bool) *upstream.Target {
+func (s *leastConn) Select(_ Key, eligible func(*upstream.Target) bool) *upstream.Target {
 	var (
 		best   *upstream.Target
 		bestIn int64

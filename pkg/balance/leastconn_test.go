@@ -3,7 +3,6 @@ package balance
 import (
 	"testing"
 
-	"github.com/handoff-proxy/handoff/pkg/config"
 	"github.com/handoff-proxy/handoff/pkg/upstream"
 )
 
@@ -36,7 +35,7 @@ func TestLeastConnPicksLeastLoaded(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := newPool(t, config.StrategyLeastConn, "", tt.weights...)
+			p := newPool(t, StrategyLeastConn, "", tt.weights...)
 			s := mustNew(t, p, Options{Rand: seeded(7)})
 			for i, n := range tt.inFlight {
 				defer load(p.Targets[i], n)()
@@ -55,7 +54,7 @@ func TestLeastConnPicksLeastLoaded(t *testing.T) {
 // must then fill the targets evenly (per weight), and after releases it
 // must go back to the target that was freed.
 func TestLeastConnFollowsLoad(t *testing.T) {
-	p := newPool(t, config.StrategyLeastConn, "", 2, 1, 1)
+	p := newPool(t, StrategyLeastConn, "", 2, 1, 1)
 	s := mustNew(t, p, Options{Rand: seeded(3)})
 	r := newRequest()
 	var releases []func()
@@ -118,7 +117,7 @@ func TestLeastConnTiesAreSpread(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := newPool(t, config.StrategyLeastConn, "", tt.weights...)
+			p := newPool(t, StrategyLeastConn, "", tt.weights...)
 			s := mustNew(t, p, Options{Rand: seeded(11)})
 			for i, n := range tt.inFlight {
 				defer load(p.Targets[i], n)()

@@ -1,10 +1,6 @@
 package balance
 
-import (
-	"net/http"
-
-	"github.com/handoff-proxy/handoff/pkg/upstream"
-)
+import "github.com/handoff-proxy/handoff/pkg/upstream"
 
 // p2c is the power of two choices (Mitzenmacher, "The Power of Two Choices
 // in Randomized Load Balancing", 2001): draw two distinct eligible targets
@@ -24,7 +20,7 @@ func newP2C(targets []*upstream.Target, rnd func() uint64) *p2c {
 // Select is O(targets): it collects the eligible targets once so that the
 // two draws see the same set. On equal load the first draw wins; since that
 // draw is weighted, an idle pool is shared in proportion to weight.
-func (s *p2c) Select(_ *http.Request, eligible func(*upstream.Target) bool) *upstream.Target {
+func (s *p2c) Select(_ Key, eligible func(*upstream.Target) bool) *upstream.Target {
 	var buf [eligibleBuf]int32
 	idx, total := collect(buf[:0], s.targets, eligible)
 	switch len(idx) {

@@ -2,8 +2,6 @@ package balance
 
 import (
 	"testing"
-
-	"github.com/handoff-proxy/handoff/pkg/config"
 )
 
 func TestP2CNeverPicksTheMoreLoaded(t *testing.T) {
@@ -22,7 +20,7 @@ func TestP2CNeverPicksTheMoreLoaded(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := newPool(t, config.StrategyP2C, "", tt.weights...)
+			p := newPool(t, StrategyP2C, "", tt.weights...)
 			s := mustNew(t, p, Options{Rand: seeded(9)})
 			for i, n := range tt.inFlight {
 				defer load(p.Targets[i], n)()
@@ -68,7 +66,7 @@ func TestP2CShares(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := newPool(t, config.StrategyP2C, "", tt.weights...)
+			p := newPool(t, StrategyP2C, "", tt.weights...)
 			s := mustNew(t, p, Options{Rand: seeded(13)})
 			for i, n := range tt.inFlight {
 				defer load(p.Targets[i], n)()
@@ -84,7 +82,7 @@ func TestP2CCandidatesAreDistinct(t *testing.T) {
 	// With two eligible targets and distinct candidates, p2c is exactly
 	// "the less loaded of the two": a draw with replacement would pick
 	// the loaded one whenever both draws land on it.
-	p := newPool(t, config.StrategyP2C, "", 100, 1)
+	p := newPool(t, StrategyP2C, "", 100, 1)
 	s := mustNew(t, p, Options{Rand: seeded(17)})
 	defer load(p.Targets[0], 1)()
 	got := tally(t, s, 10_000, newRequest(), nil)

@@ -1,10 +1,6 @@
 package balance
 
-import (
-	"net/http"
-
-	"github.com/handoff-proxy/handoff/pkg/upstream"
-)
+import "github.com/handoff-proxy/handoff/pkg/upstream"
 
 // random picks an eligible target at random, each with probability
 // weight/(total eligible weight).
@@ -30,7 +26,7 @@ func newRandom(targets []*upstream.Target, rnd func() uint64) *random {
 // eligible ones. The result is still exactly weight/(eligible weight): the
 // first draw hits eligible t with probability w/W, and the fallback adds
 // (W-E)/W · w/E, which sums to w/E.
-func (s *random) Select(_ *http.Request, eligible func(*upstream.Target) bool) *upstream.Target {
+func (s *random) Select(_ Key, eligible func(*upstream.Target) bool) *upstream.Target {
 	n := len(s.targets)
 	if n == 0 {
 		return nil

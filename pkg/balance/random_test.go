@@ -2,8 +2,6 @@ package balance
 
 import (
 	"testing"
-
-	"github.com/handoff-proxy/handoff/pkg/config"
 )
 
 func TestRandomShares(t *testing.T) {
@@ -32,7 +30,7 @@ func TestRandomShares(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := newPool(t, config.StrategyRandom, "", tt.weights...)
+			p := newPool(t, StrategyRandom, "", tt.weights...)
 			s := mustNew(t, p, Options{Rand: seeded(42)})
 			const n = 100_000
 			got := tally(t, s, n, newRequest(), except(pick(p.Targets, tt.skip...)...))
@@ -47,7 +45,7 @@ func TestRandomManyTargets(t *testing.T) {
 	for i := range weights {
 		weights[i] = 1
 	}
-	p := newPool(t, config.StrategyRandom, "", weights...)
+	p := newPool(t, StrategyRandom, "", weights...)
 	s := mustNew(t, p, Options{Rand: seeded(5)})
 	skip := []int{0, 1, 2, 50}
 	want := make(map[string]float64)

@@ -1,7 +1,6 @@
 package balance
 
 import (
-	"net/http"
 	"sync/atomic"
 
 	"github.com/handoff-proxy/handoff/pkg/upstream"
@@ -23,7 +22,7 @@ func newRoundRobin(targets []*upstream.Target) *roundRobin {
 // (rather than scanning on from the ineligible target without moving the
 // counter) keeps the shares even while a target is ejected: otherwise the
 // ejected target's successor would get a double share.
-func (s *roundRobin) Select(_ *http.Request, eligible func(*upstream.Target) bool) *upstream.Target {
+func (s *roundRobin) Select(_ Key, eligible func(*upstream.Target) bool) *upstream.Target {
 	n := uint64(len(s.targets))
 	if n == 0 {
 		return nil

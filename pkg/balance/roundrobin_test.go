@@ -2,12 +2,10 @@ package balance
 
 import (
 	"testing"
-
-	"github.com/handoff-proxy/handoff/pkg/config"
 )
 
 func TestRoundRobinOrder(t *testing.T) {
-	p := newPool(t, config.StrategyRoundRobin, "", 1, 1, 1)
+	p := newPool(t, StrategyRoundRobin, "", 1, 1, 1)
 	s := mustNew(t, p, Options{})
 	r := newRequest()
 	for i := range 9 {
@@ -48,7 +46,7 @@ func TestRoundRobinShares(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := newPool(t, config.StrategyRoundRobin, "", tt.weights...)
+			p := newPool(t, StrategyRoundRobin, "", tt.weights...)
 			s := mustNew(t, p, Options{})
 			eligible := except(pick(p.Targets, tt.skip...)...)
 			const n = 30_000

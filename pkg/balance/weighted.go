@@ -1,7 +1,6 @@
 package balance
 
 import (
-	"net/http"
 	"sync"
 
 	"github.com/handoff-proxy/handoff/pkg/upstream"
@@ -31,7 +30,7 @@ func newWeightedRoundRobin(targets []*upstream.Target) *weightedRoundRobin {
 // Select skips ineligible targets entirely: their current weight neither
 // grows nor shrinks, so the others keep their smooth order among themselves
 // and a target that comes back resumes where it was.
-func (s *weightedRoundRobin) Select(_ *http.Request, eligible func(*upstream.Target) bool) *upstream.Target {
+func (s *weightedRoundRobin) Select(_ Key, eligible func(*upstream.Target) bool) *upstream.Target {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.selectLocked(eligible)

@@ -4,13 +4,12 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/handoff-proxy/handoff/pkg/config"
 	"github.com/handoff-proxy/handoff/pkg/upstream"
 )
 
 // sequence runs n selections and names the picks a, b, c… by position in
 // the pool.
-func sequence(t *testing.T, s Selector, p *upstream.Pool, n int, eligible func(*upstream.Target) bool) string {
+func sequence(t *testing.T, s reqSelector, p *testPool, n int, eligible func(*upstream.Target) bool) string {
 	t.Helper()
 	var b strings.Builder
 	r := newRequest()
@@ -45,7 +44,7 @@ func TestWeightedRoundRobinSmoothSequence(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := newPool(t, config.StrategyWeightedRoundRobin, "", tt.weights...)
+			p := newPool(t, StrategyWeightedRoundRobin, "", tt.weights...)
 			s := mustNew(t, p, Options{})
 			got := sequence(t, s, p, len(tt.want), except(pick(p.Targets, tt.skip...)...))
 			if got != tt.want {
@@ -66,7 +65,7 @@ func TestWeightedRoundRobinShares(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := newPool(t, config.StrategyWeightedRoundRobin, "", tt.weights...)
+			p := newPool(t, StrategyWeightedRoundRobin, "", tt.weights...)
 			s := mustNew(t, p, Options{})
 			const n = 100_000
 			assertShares(t, tally(t, s, n, newRequest(), nil), n, weightShares(tt.weights...), 0.01)
@@ -81,7 +80,7 @@ func TestWeightedRoundRobinShares(t *testing.T) {
 // to the head of the next: …caa|aab…, a run of 4) instead of a burst of 5.
 func TestWeightedRoundRobinInterleaves(t *testing.T) {
 	weights := []int{5, 1, 1}
-	p := newPool(t, config.StrategyWeightedRoundRobin, "", weights...)
+	p := newPool(t, StrategyWeightedRoundRobin, "", weights...)
 	s := mustNew(t, p, Options{})
 	seq := sequence(t, s, p, 7*20, nil)
 	if strings.Contains(seq, "aaaaa") {

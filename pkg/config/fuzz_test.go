@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"golang.org/x/net/http/httpguts"
+
+	"github.com/handoff-proxy/handoff/pkg/balance"
 )
 
 // checkLoadResult asserts Load's contract: Errors with located, non-empty
@@ -178,7 +180,7 @@ func FuzzHashKey(f *testing.F) {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, key string) {
-		err := checkHashKey(key)
+		_, err := balance.ParseHashKey(key)
 		kind, name, found := strings.Cut(key, ":")
 		switch {
 		case key == "" || key == "client_ip":

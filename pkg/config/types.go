@@ -1,6 +1,10 @@
 package config
 
-import "time"
+import (
+	"time"
+
+	"github.com/handoff-proxy/handoff/pkg/balance"
+)
 
 // Config is the whole effective configuration of one handoff process.
 //
@@ -110,20 +114,18 @@ type Match struct {
 	Headers map[string]string `koanf:"headers" json:"headers,omitempty" yaml:"headers,omitempty"`
 }
 
-// Load-balancing strategies.
+// Load-balancing strategies; package balance owns them.
 const (
-	StrategyRoundRobin         = "round_robin"
-	StrategyWeightedRoundRobin = "weighted_round_robin"
-	StrategyLeastConn          = "least_conn"
-	StrategyRandom             = "random"
-	StrategyP2C                = "p2c"
-	StrategyHash               = "hash"
+	StrategyRoundRobin         = balance.StrategyRoundRobin
+	StrategyWeightedRoundRobin = balance.StrategyWeightedRoundRobin
+	StrategyLeastConn          = balance.StrategyLeastConn
+	StrategyRandom             = balance.StrategyRandom
+	StrategyP2C                = balance.StrategyP2C
+	StrategyHash               = balance.StrategyHash
 )
 
-// Strategies lists every valid Upstream.Strategy.
-func Strategies() []string {
-	return []string{StrategyRoundRobin, StrategyWeightedRoundRobin, StrategyLeastConn, StrategyRandom, StrategyP2C, StrategyHash}
-}
+// Strategies lists every valid Upstream.Strategy (balance.Strategies).
+func Strategies() []string { return balance.Strategies() }
 
 // Upstream is a named pool of targets and how to reach them.
 type Upstream struct {

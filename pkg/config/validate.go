@@ -7,7 +7,6 @@ import (
 	"maps"
 	"net"
 	"net/netip"
-	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -16,7 +15,11 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/net/http/httpguts"
+	"github.com/handoff-proxy/handoff/pkg/activation"
+	"github.com/handoff-proxy/handoff/pkg/balance"
+	"github.com/handoff-proxy/handoff/pkg/clientip"
+	"github.com/handoff-proxy/handoff/pkg/route"
+	"github.com/handoff-proxy/handoff/pkg/upstream"
 )
 
 // Allowed values of the enumerated keys.
@@ -33,10 +36,6 @@ const AdminOff = "off"
 // maxNameLen is the longest listener name: sd_pid_notify_with_fds(3)
 // limits FDNAME= to 255 bytes.
 const maxNameLen = 255
-
-// maxUnixPath is the longest Unix socket path: sun_path holds 108 bytes
-// including the terminating NUL (unix(7)).
-const maxUnixPath = 107
 
 // Validate checks c and returns an Errors with every problem found, or
 // nil. Zero values that mean a default are accepted, so it works on a
@@ -64,7 +63,7 @@ func (v *validator) config(c *Config) {
 	oneOf(&v.errs, "log.level", c.Log.Level, logLevels)
 	oneOf(&v.errs, "log.format", c.Log.Format, logFormats)
 	for i, p := range c.TrustedProxies {
-		if err := checkProxy(p); err != nil {
+		if _, err := clientip.ParsePrefix(p); err != nil {
 			v.errs.add(indexKey("trusted_proxies", i), "%v", err)
 		}
 	}
@@ -202,17 +201,30 @@ func (v *validator) admin(c *Config) {
 	}
 }
 
-// checkListenAddress checks an address to bind: "host:port", ":port",
-// "[v6]:port", "unix:/abs/path" or "unix:@abstract". It returns a
-// normalized form for finding duplicates, empty when duplicates are fine
+// checkListenAddress checks an address to bind with activation.ParseAddress
+// ("host:port", ":port", "[v6]:port", "unix:/abs/path" or
+// "unix:@abstract"), plus what config asks beyond what can be bound: an
+// absolute socket path and a host that is an IP or a DNS name. It returns
+// a normalized form for finding duplicates, empty when duplicates are fine
 // (port 0: the kernel picks a free port each time).
 func checkListenAddress(a string) (string, error) {
-	if path, ok := strings.CutPrefix(a, "unix:"); ok {
+	addr, err := activation.ParseAddress(a)
+	if err != nil {
+		if strings.HasPrefix(a, "unix:") {
+			return "", fmt.Errorf("%q: %w", a, err)
+		}
+		if host, _, serr := net.SplitHostPort(a); serr == nil && host != "" {
+			if _, perr := netip.ParseAddr(host); perr != nil {
+				if derr := checkDNSName(host); derr != nil {
+					return "", fmt.Errorf("%q: host: %w", a, derr)
+				}
+			}
+		}
+		return "", fmt.Errorf("%q is not host:port, :port, [v6]:port or unix:/path (or its port is not a number from 0 to 65535): %w", a, err)
+	}
+	if addr.Network == "unix" {
+		path := addr.Address
 		switch {
-		case path == "":
-			return "", fmt.Errorf("%q: empty socket path", a)
-		case len(path) > maxUnixPath:
-			return "", fmt.Errorf("%q: socket path longer than %d bytes (sun_path, unix(7))", a, maxUnixPath)
 		case path[0] == '@': // Linux abstract namespace, unix(7)
 			return a, nil
 		case !filepath.IsAbs(path):
@@ -220,14 +232,8 @@ func checkListenAddress(a string) (string, error) {
 		}
 		return "unix:" + filepath.Clean(path), nil
 	}
-	host, port, err := net.SplitHostPort(a)
-	if err != nil {
-		return "", fmt.Errorf("%q is not host:port, :port, [v6]:port or unix:/path", a)
-	}
-	p, err := strconv.ParseUint(port, 10, 16)
-	if err != nil {
-		return "", fmt.Errorf("%q: port %q is not a number from 0 to 65535", a, port)
-	}
+	// Normalize the parsed address: activation checked its shape.
+	host, port, _ := net.SplitHostPort(addr.Address)
 	if host != "" {
 		if ip, err := netip.ParseAddr(host); err == nil {
 			host = ip.Unmap().String()
@@ -235,10 +241,10 @@ func checkListenAddress(a string) (string, error) {
 			return "", fmt.Errorf("%q: host: %w", a, err)
 		}
 	}
-	if p == 0 {
+	if port == "0" {
 		return "", nil
 	}
-	return net.JoinHostPort(strings.ToLower(host), strconv.FormatUint(p, 10)), nil
+	return net.JoinHostPort(strings.ToLower(host), port), nil
 }
 
 // checkDNSName checks a host name (RFC 1123 §2.1 labels; '_' is accepted
@@ -267,20 +273,6 @@ func checkDNSName(name string) error {
 	return nil
 }
 
-// checkProxy checks a trusted_proxies entry: a CIDR or a bare IP.
-func checkProxy(s string) error {
-	if strings.Contains(s, "/") {
-		if _, err := netip.ParsePrefix(s); err != nil {
-			return fmt.Errorf("%q is not a CIDR (10.0.0.0/8, fd00::/8): %w", s, err)
-		}
-		return nil
-	}
-	if _, err := netip.ParseAddr(s); err != nil {
-		return fmt.Errorf("%q is not an IP address or CIDR: %w", s, err)
-	}
-	return nil
-}
-
 func (v *validator) upstreams(c *Config) {
 	for _, name := range slices.Sorted(maps.Keys(c.Upstreams)) {
 		u := c.Upstreams[name]
@@ -288,10 +280,10 @@ func (v *validator) upstreams(c *Config) {
 		if !validName(name) {
 			v.errs.add(key, "%q is not a valid upstream name: use letters, digits, '_', '.' and '-'", name)
 		}
-		if u.Strategy != "" && !slices.Contains(Strategies(), u.Strategy) {
-			v.errs.add(joinKey(key, "strategy"), "%q is not a strategy (allowed: %s)", u.Strategy, strings.Join(Strategies(), ", "))
+		if _, err := balance.ParseStrategy(u.Strategy); err != nil {
+			v.errs.add(joinKey(key, "strategy"), "%v", err)
 		}
-		if err := checkHashKey(u.HashKey); err != nil {
+		if _, err := balance.ParseHashKey(u.HashKey); err != nil {
 			v.errs.add(joinKey(key, "hash_key"), "%v", err)
 		} else if u.HashKey != "" && u.Strategy != StrategyHash {
 			strategy := cmpOr(u.Strategy, StrategyRoundRobin)
@@ -303,11 +295,16 @@ func (v *validator) upstreams(c *Config) {
 		seen := make(map[string]int)
 		for i, t := range u.Targets {
 			tkey := indexKey(joinKey(key, "targets"), i)
-			norm, err := checkTargetAddress(t.Address)
+			if t.Address == "" {
+				v.errs.add(joinKey(tkey, "address"), "required")
+				continue
+			}
+			tu, err := upstream.ParseAddress(t.Address)
 			if err != nil {
 				v.errs.add(joinKey(tkey, "address"), "%v", err)
 				continue
 			}
+			norm := upstream.Canonical(tu)
 			if j, dup := seen[norm]; dup {
 				v.errs.add(joinKey(tkey, "address"), "same target as targets[%d] (%s)", j, norm)
 			} else {
@@ -331,27 +328,6 @@ func cmpOr(s, def string) string {
 	return s
 }
 
-// checkHashKey checks what the hash strategy hashes.
-func checkHashKey(k string) error {
-	const allowed = "allowed: client_ip, header:<Name>, cookie:<name>"
-	switch {
-	case k == "" || k == defaultHashKey:
-		return nil
-	case strings.HasPrefix(k, "header:"):
-		if name := strings.TrimPrefix(k, "header:"); !httpguts.ValidHeaderFieldName(name) {
-			return fmt.Errorf("%q: %q is not a header name", k, name)
-		}
-		return nil
-	case strings.HasPrefix(k, "cookie:"):
-		// RFC 6265 §4.1.1: cookie-name is a token.
-		if name := strings.TrimPrefix(k, "cookie:"); !httpguts.ValidHeaderFieldName(name) {
-			return fmt.Errorf("%q: %q is not a cookie name", k, name)
-		}
-		return nil
-	}
-	return fmt.Errorf("%q is not a hash key (%s)", k, allowed)
-}
-
 // validFieldValue reports whether s may be a header field value (RFC 9110
 // §5.5): no control characters other than horizontal tab, and no leading
 // or trailing whitespace (which parsers strip, so it could never match).
@@ -362,58 +338,6 @@ func validFieldValue(s string) bool {
 		}
 	}
 	return strings.Trim(s, " \t") == s
-}
-
-// Target schemes, as package upstream reads them.
-var targetSchemes = []string{"http", "https", "h2c"}
-
-// checkTargetAddress checks a target address with the rules of
-// upstream.ParseAddress (which package config cannot import: upstream
-// imports config), plus a valid host and port. It returns the normalized
-// "scheme://host:port". A test checks that every address accepted here is
-// accepted by upstream.ParseAddress.
-func checkTargetAddress(addr string) (string, error) {
-	if addr == "" {
-		return "", fmt.Errorf("required")
-	}
-	raw := addr
-	if !strings.Contains(raw, "://") {
-		raw = "http://" + raw
-	}
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "", fmt.Errorf("%q is not host:port or scheme://host[:port]", addr)
-	}
-	if !slices.Contains(targetSchemes, u.Scheme) {
-		return "", fmt.Errorf("%q: scheme %q is not allowed (allowed: %s)", addr, u.Scheme, strings.Join(targetSchemes, ", "))
-	}
-	if u.User != nil || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || (u.Path != "" && u.Path != "/") || u.Opaque != "" {
-		return "", fmt.Errorf("%q: only scheme://host[:port] is allowed (no path, query or user)", addr)
-	}
-	host := u.Hostname()
-	if u.Host == "" || host == "" {
-		return "", fmt.Errorf("%q: no host", addr)
-	}
-	if ip, err := netip.ParseAddr(host); err == nil {
-		host = ip.String()
-	} else if strings.HasPrefix(u.Host, "[") {
-		return "", fmt.Errorf("%q: %q is not an IPv6 address", addr, host)
-	} else if err := checkDNSName(host); err != nil {
-		return "", fmt.Errorf("%q: host: %w", addr, err)
-	}
-	port := u.Port()
-	switch {
-	case port == "" && strings.HasSuffix(u.Host, ":"):
-		return "", fmt.Errorf("%q: empty port", addr)
-	case port == "" && u.Scheme == "https":
-		port = "443"
-	case port == "":
-		port = "80"
-	}
-	if p, err := strconv.ParseUint(port, 10, 16); err != nil || p == 0 {
-		return "", fmt.Errorf("%q: port %q is not a number from 1 to 65535", addr, port)
-	}
-	return u.Scheme + "://" + net.JoinHostPort(strings.ToLower(host), port), nil
 }
 
 // checkCA checks that a CA file is readable and holds certificates.
@@ -480,26 +404,23 @@ func routeName(r Route, i int) string {
 // finding routes that can never be told apart.
 func (v *validator) match(key string, m Match) (string, bool) {
 	ok := true
-	if m.Host != "" {
-		if err := checkHostMatch(m.Host); err != nil {
-			v.errs.add(joinKey(key, "host"), "%v", err)
-			ok = false
-		}
+	if _, _, err := route.ParseHostPattern(m.Host); err != nil {
+		v.errs.add(joinKey(key, "host"), "%v", err)
+		ok = false
 	}
-	if m.PathPrefix != "" {
-		if err := checkPathPrefix(m.PathPrefix); err != nil {
-			v.errs.add(joinKey(key, "path_prefix"), "%v", err)
-			ok = false
-		}
+	if _, err := route.ParsePathPrefix(m.PathPrefix); err != nil {
+		v.errs.add(joinKey(key, "path_prefix"), "%v", err)
+		ok = false
 	}
 	methods := make([]string, 0, len(m.Methods))
 	for i, meth := range m.Methods {
-		// RFC 9110 §9.1: method = token.
-		if !httpguts.ValidHeaderFieldName(meth) {
-			v.errs.add(indexKey(joinKey(key, "methods"), i), "%q is not a method name", meth)
+		upper, err := route.ParseMethod(meth)
+		if err != nil {
+			v.errs.add(indexKey(joinKey(key, "methods"), i), "%v", err)
 			ok = false
+			upper = strings.ToUpper(meth)
 		}
-		methods = append(methods, strings.ToUpper(meth))
+		methods = append(methods, upper)
 	}
 	slices.Sort(methods)
 	methods = slices.Compact(methods)
@@ -508,9 +429,9 @@ func (v *validator) match(key string, m Match) (string, bool) {
 	for _, name := range slices.Sorted(maps.Keys(m.Headers)) {
 		hkey := joinKey(joinKey(key, "headers"), name)
 		val := m.Headers[name]
-		// RFC 9110 §5.1: field-name = token; §5.5 for values.
-		if !httpguts.ValidHeaderFieldName(name) {
-			v.errs.add(hkey, "%q is not a header name", name)
+		// RFC 9110 §5.5 for values; route owns the names.
+		if _, err := route.ParseHeaderName(name); err != nil {
+			v.errs.add(hkey, "%v", err)
 			ok = false
 			continue
 		}
@@ -528,40 +449,6 @@ func (v *validator) match(key string, m Match) (string, bool) {
 	}
 	slices.Sort(headers)
 	return fmt.Sprintf("%q %q %q %q", strings.ToLower(strings.TrimSuffix(m.Host, ".")), m.PathPrefix, methods, headers), ok
-}
-
-// checkHostMatch checks a route's host: exact, or "*." and a name.
-func checkHostMatch(h string) error {
-	if h == "*" {
-		return fmt.Errorf(`"*": leave host empty to match any host`)
-	}
-	name, wildcard := strings.CutPrefix(h, "*.")
-	if strings.Contains(name, "*") {
-		return fmt.Errorf("%q: a wildcard must be the whole first label (*.example.com)", h)
-	}
-	if _, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(name, "["), "]")); err == nil {
-		if wildcard {
-			return fmt.Errorf("%q: a wildcard needs a host name, not an IP address", h)
-		}
-		return nil
-	}
-	if _, _, err := net.SplitHostPort(name); err == nil {
-		return fmt.Errorf("%q: the host is matched without the port: leave the port out", h)
-	}
-	return checkDNSName(name)
-}
-
-// checkPathPrefix checks a route's path prefix.
-func checkPathPrefix(p string) error {
-	if !strings.HasPrefix(p, "/") {
-		return fmt.Errorf("%q must start with \"/\"", p)
-	}
-	for _, r := range p {
-		if r <= ' ' || r == 0x7f || r == '?' || r == '#' {
-			return fmt.Errorf("%q: %q is not allowed in a path prefix (no query, fragment, spaces or control characters)", p, r)
-		}
-	}
-	return nil
 }
 
 // negatives reports every negative number and duration: none of the

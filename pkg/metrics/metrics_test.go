@@ -23,6 +23,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/handoff-proxy/handoff/pkg/config"
+	"github.com/handoff-proxy/handoff/pkg/proxy"
 	"github.com/handoff-proxy/handoff/pkg/reqinfo"
 	"github.com/handoff-proxy/handoff/pkg/upstream"
 
@@ -477,7 +478,7 @@ func newPool(t *testing.T, reg *upstream.Registry, name string, addrs ...string)
 	for _, a := range addrs {
 		cfg.Targets = append(cfg.Targets, config.Target{Address: a})
 	}
-	p, err := reg.NewPool(name, cfg)
+	p, err := reg.NewPool(name, proxy.PoolSpec(cfg))
 	if err != nil {
 		t.Fatal(err)
 	}

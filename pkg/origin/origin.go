@@ -138,7 +138,7 @@ func Handler(o Options) http.Handler {
 			name, r.Method, r.URL.RequestURI(), r.Proto, r.Host,
 			r.Header.Get("X-Forwarded-For"), r.Header.Get("Forwarded"), r.Header.Get("Via"), r.Header.Get("X-Request-Id"))
 	})
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintln(w, name)
 	})

@@ -146,7 +146,7 @@ func TestNamedPaths(t *testing.T) {
 		minDelay time.Duration
 	}{
 		{name: "root", path: "/", status: 200, bodyHas: "alpha\n"},
-		{name: "any path", path: "/some/where", status: 200, bodyHas: "alpha\n"},
+		{name: "unknown path", path: "/some/where", status: 404},
 		{name: "echo", path: "/echo?x=1", status: 200, bodyHas: "GET /echo?x=1 HTTP/1.1"},
 		{name: "sleep", path: "/sleep?ms=30", status: 200, bodyHas: "alpha\n", minDelay: 30 * time.Millisecond},
 		{name: "bad sleep", path: "/sleep?ms=x", status: 400},

@@ -6,7 +6,7 @@ import (
 	"net/http/httptest"
 	"testing"
 
-	"github.com/handoff-proxy/handoff/pkg/config"
+	"github.com/handoff-proxy/handoff/pkg/clientip"
 	"github.com/handoff-proxy/handoff/pkg/reqinfo"
 	"github.com/handoff-proxy/handoff/pkg/upstream"
 )
@@ -18,7 +18,7 @@ func BenchmarkProxy(b *testing.B) {
 		io.WriteString(w, "hello, world\n")
 	}))
 	defer backend.Close()
-	pool, err := upstream.NewRegistry().NewPool("api", config.Upstream{Targets: []config.Target{{Address: backend.Listener.Addr().String()}}})
+	pool, err := upstream.NewRegistry().NewPool("api", upstream.PoolSpec{Targets: []upstream.TargetSpec{{Address: backend.Listener.Addr().String()}}})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -45,7 +45,7 @@ func BenchmarkProxy(b *testing.B) {
 // BenchmarkRewriteHeaders measures the forwarding-header rewrite for a
 // trusted peer that sends a full chain.
 func BenchmarkRewriteHeaders(b *testing.B) {
-	f := forwarding{trusted: mustPrefixes(b, "10.0.0.0/8"), via: "handoff"}
+	f := forwarding{trusted: clientip.NewTrusted(mustPrefixes(b, "10.0.0.0/8")), via: "handoff"}
 	in := httptest.NewRequest(http.MethodGet, "http://app.example/", nil)
 	in.RemoteAddr = "10.0.0.2:4567"
 	in.Header.Set("X-Forwarded-For", "203.0.113.7, 198.51.100.2")

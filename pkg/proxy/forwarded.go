@@ -9,8 +9,9 @@ import (
 	"golang.org/x/net/http/httpguts"
 )
 
-// ErrMalformedForwarded is returned (wrapped) by ParseForwarded and
-// ParseXForwardedFor for a field value that does not follow its grammar.
+// ErrMalformedForwarded is returned (wrapped) by ParseForwarded for a
+// field value that does not follow its grammar. (X-Forwarded-For is parsed
+// by package clientip.)
 var ErrMalformedForwarded = errors.New("malformed forwarding header")
 
 // ForwardedPair is one name=value pair of a Forwarded element.
@@ -322,44 +323,6 @@ func forwardedNode(ip netip.Addr) string {
 		return ip.String()
 	}
 	return "[" + ip.String() + "]"
-}
-
-// ParseXForwardedFor parses the field values of X-Forwarded-For: a
-// comma-separated list of IP addresses, each optionally with a port (an
-// IPv6 address with a port, or alone, may be bracketed). Empty list
-// elements are skipped. Anything else (host names, "unknown", garbage)
-// returns an error wrapping ErrMalformedForwarded.
-func ParseXForwardedFor(values []string) ([]netip.Addr, error) {
-	var out []netip.Addr
-	for _, v := range values {
-		for elem := range strings.SplitSeq(v, ",") {
-			elem = strings.Trim(elem, " \t")
-			if elem == "" {
-				continue
-			}
-			ip, err := parseXFFElement(elem)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, ip)
-		}
-	}
-	return out, nil
-}
-
-func parseXFFElement(s string) (netip.Addr, error) {
-	if ip, err := netip.ParseAddr(s); err == nil {
-		return ip, nil
-	}
-	if ap, err := netip.ParseAddrPort(s); err == nil {
-		return ap.Addr(), nil
-	}
-	if len(s) > 2 && s[0] == '[' && s[len(s)-1] == ']' {
-		if ip, err := netip.ParseAddr(s[1 : len(s)-1]); err == nil && ip.Is6() {
-			return ip, nil
-		}
-	}
-	return netip.Addr{}, fmt.Errorf("x-forwarded-for: %w: %q is not an IP address", ErrMalformedForwarded, s)
 }
 
 func skipOWS(s string, i int) int {

@@ -7,6 +7,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/handoff-proxy/handoff/pkg/clientip"
 )
 
 func TestParseForwarded(t *testing.T) {
@@ -138,75 +140,6 @@ func FuzzParseForwarded(f *testing.F) {
 	})
 }
 
-func TestParseXForwardedFor(t *testing.T) {
-	tests := []struct {
-		name    string
-		in      []string
-		want    []string
-		wantErr bool
-	}{
-		{name: "none", in: nil, want: nil},
-		{name: "one", in: []string{"192.0.2.1"}, want: []string{"192.0.2.1"}},
-		{name: "list and lines", in: []string{"192.0.2.1, 2001:db8::1", " 198.51.100.7 "}, want: []string{"192.0.2.1", "2001:db8::1", "198.51.100.7"}},
-		{name: "ports and brackets", in: []string{"192.0.2.1:8080, [2001:db8::1]:443, [2001:db8::2]"}, want: []string{"192.0.2.1", "2001:db8::1", "2001:db8::2"}},
-		{name: "empty elements", in: []string{",192.0.2.1,,"}, want: []string{"192.0.2.1"}},
-		{name: "hostname", in: []string{"192.0.2.1, evil.example"}, wantErr: true},
-		{name: "unknown", in: []string{"unknown"}, wantErr: true},
-		{name: "bracketed ipv4", in: []string{"[192.0.2.1]"}, wantErr: true},
-		{name: "space inside", in: []string{"192.0.2 .1"}, wantErr: true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := ParseXForwardedFor(tt.in)
-			if tt.wantErr {
-				if !errors.Is(err, ErrMalformedForwarded) {
-					t.Fatalf("got %v, %v; want ErrMalformedForwarded", got, err)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			var gs []string
-			for _, a := range got {
-				gs = append(gs, a.String())
-			}
-			if !reflect.DeepEqual(gs, tt.want) {
-				t.Fatalf("got %q, want %q", gs, tt.want)
-			}
-		})
-	}
-}
-
-func FuzzXForwardedFor(f *testing.F) {
-	for _, s := range []string{"192.0.2.1", "192.0.2.1, 2001:db8::1", "[2001:db8::1]:443", ",,", "unknown", "1.2.3.4:99999", "fe80::1%eth0"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		addrs, err := ParseXForwardedFor([]string{s})
-		if err != nil {
-			if !errors.Is(err, ErrMalformedForwarded) {
-				t.Fatalf("error %v does not wrap ErrMalformedForwarded", err)
-			}
-			return
-		}
-		strs := make([]string, len(addrs))
-		for i, a := range addrs {
-			if !a.IsValid() {
-				t.Fatalf("%q: invalid address in result", s)
-			}
-			strs[i] = a.String()
-		}
-		again, err := ParseXForwardedFor([]string{strings.Join(strs, ", ")})
-		if err != nil {
-			t.Fatalf("re-parse of %q: %v", strs, err)
-		}
-		if !reflect.DeepEqual(addrs, again) {
-			t.Fatalf("round trip of %q: %v != %v", s, addrs, again)
-		}
-	})
-}
-
 // FuzzForwardingHeaders checks that whatever a trusted or untrusted peer
 // sends, the headers the proxy forwards are well-formed and end with the
 // peer.
@@ -217,7 +150,7 @@ func FuzzForwardingHeaders(f *testing.F) {
 	f.Fuzz(func(t *testing.T, fwd, xff, host, xfp string, trusted bool) {
 		fw := forwarding{via: "handoff"}
 		if trusted {
-			fw.trusted = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
+			fw.trusted = clientip.NewTrusted([]netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")})
 		}
 		in := &http.Request{
 			RemoteAddr: "10.1.2.3:5555",
@@ -239,7 +172,7 @@ func FuzzForwardingHeaders(f *testing.F) {
 		if v, _ := elems[len(elems)-1].Get("for"); v != "10.1.2.3" {
 			t.Fatalf("last forwarded element %q, want for=10.1.2.3", elems[len(elems)-1])
 		}
-		addrs, err := ParseXForwardedFor(out[hdrXForwardedFor])
+		addrs, err := clientip.ParseXForwardedFor(out[hdrXForwardedFor])
 		if err != nil {
 			t.Fatalf("x-forwarded-for %q does not parse: %v", out[hdrXForwardedFor], err)
 		}
@@ -253,35 +186,6 @@ func FuzzForwardingHeaders(f *testing.F) {
 			t.Fatalf("x-forwarded-proto %q", p)
 		}
 	})
-}
-
-func TestClientIP(t *testing.T) {
-	trusted := mustPrefixes(t, "10.0.0.0/8", "192.0.2.0/24")
-	tests := []struct {
-		name   string
-		remote string
-		xff    []string
-		want   string
-	}{
-		{name: "untrusted peer ignores header", remote: "203.0.113.9:1", xff: []string{"198.51.100.1"}, want: "203.0.113.9"},
-		{name: "trusted peer, right-most untrusted", remote: "10.0.0.1:1", xff: []string{"198.51.100.1, 203.0.113.5, 192.0.2.7"}, want: "203.0.113.5"},
-		{name: "all trusted gives left-most", remote: "10.0.0.1:1", xff: []string{"192.0.2.1, 10.9.9.9"}, want: "192.0.2.1"},
-		{name: "malformed header ignored", remote: "10.0.0.1:1", xff: []string{"evil"}, want: "10.0.0.1"},
-		{name: "no header", remote: "10.0.0.1:1", want: "10.0.0.1"},
-		{name: "mapped ipv4 peer", remote: "[::ffff:10.0.0.1]:1", xff: []string{"198.51.100.1"}, want: "198.51.100.1"},
-		{name: "unix socket peer", remote: "@", want: "invalid IP"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			r := &http.Request{RemoteAddr: tt.remote, Header: http.Header{}}
-			if tt.xff != nil {
-				r.Header[hdrXForwardedFor] = tt.xff
-			}
-			if got := ClientIP(r, trusted).String(); got != tt.want {
-				t.Fatalf("ClientIP = %s, want %s", got, tt.want)
-			}
-		})
-	}
 }
 
 func TestRequestIDSanity(t *testing.T) {

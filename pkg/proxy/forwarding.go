@@ -4,9 +4,10 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"net/http"
-	"net/netip"
 	"strconv"
 	"strings"
+
+	"github.com/handoff-proxy/handoff/pkg/clientip"
 )
 
 // Canonical header keys, written directly into header maps to skip
@@ -29,32 +30,8 @@ const maxRequestIDLen = 200
 // forwarding rewrites the forwarding headers of one outgoing request. It
 // holds only immutable settings, so one value serves all requests.
 type forwarding struct {
-	trusted []netip.Prefix
+	trusted clientip.Trusted
 	via     string // pseudonym, a token
-}
-
-// peerAddr returns the IP of the connection's peer, or the zero Addr when
-// RemoteAddr is not an IP (a Unix socket peer).
-func peerAddr(remoteAddr string) netip.Addr {
-	ap, err := netip.ParseAddrPort(remoteAddr)
-	if err != nil {
-		return netip.Addr{}
-	}
-	return ap.Addr().Unmap()
-}
-
-// isTrusted reports whether ip belongs to a trusted proxy.
-func (f *forwarding) isTrusted(ip netip.Addr) bool {
-	if !ip.IsValid() {
-		return false
-	}
-	ip = ip.WithZone("")
-	for _, p := range f.trusted {
-		if p.Contains(ip) {
-			return true
-		}
-	}
-	return false
 }
 
 // apply sets X-Forwarded-For/-Proto/-Host, Forwarded, Via and X-Request-Id
@@ -66,8 +43,8 @@ func (f *forwarding) isTrusted(ip netip.Addr) bool {
 // backend sees. A peer that is not an IP (a Unix socket) adds nothing to
 // X-Forwarded-For and appears as for=unknown in Forwarded (RFC 7239 §6.2).
 func (f *forwarding) apply(out http.Header, in *http.Request, requestID string) {
-	peer := peerAddr(in.RemoteAddr)
-	trusted := f.isTrusted(peer)
+	peer := clientip.Peer(in.RemoteAddr)
+	trusted := f.trusted.Contains(peer)
 	proto := "http"
 	if in.TLS != nil {
 		proto = "https"
@@ -77,7 +54,7 @@ func (f *forwarding) apply(out http.Header, in *http.Request, requestID string) 
 	var xff string
 	if trusted {
 		if prior := in.Header[hdrXForwardedFor]; len(prior) > 0 {
-			if _, err := ParseXForwardedFor(prior); err == nil {
+			if _, err := clientip.ParseXForwardedFor(prior); err == nil {
 				xff = joinListElements(prior)
 			}
 		}
@@ -220,31 +197,4 @@ func stripH2CUpgrade(in, out http.Header) {
 	}
 	delete(out, hdrUpgrade)
 	delete(out, hdrConnection)
-}
-
-// ClientIP returns the address of the client that sent r: the connection's
-// peer, or, when the peer is a trusted proxy, the right-most address in
-// X-Forwarded-For that is not itself trusted (the left-most one when all
-// are). A malformed X-Forwarded-For is ignored. The zero Addr means the
-// peer is not an IP (a Unix socket) and no trusted header says otherwise.
-//
-// It is what balance.Options.TrustedClientIP needs for hashing on the
-// client address behind another proxy.
-func ClientIP(r *http.Request, trusted []netip.Prefix) netip.Addr {
-	f := forwarding{trusted: trusted}
-	peer := peerAddr(r.RemoteAddr)
-	if !f.isTrusted(peer) {
-		return peer
-	}
-	chain, err := ParseXForwardedFor(r.Header[hdrXForwardedFor])
-	if err != nil || len(chain) == 0 {
-		return peer
-	}
-	for i := len(chain) - 1; i >= 0; i-- {
-		ip := chain[i].Unmap()
-		if !f.isTrusted(ip) {
-			return ip
-		}
-	}
-	return chain[0].Unmap()
 }

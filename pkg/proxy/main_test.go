@@ -29,6 +29,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/handoff-proxy/handoff/pkg/balance"
 	"github.com/handoff-proxy/handoff/pkg/config"
 	"github.com/handoff-proxy/handoff/pkg/reqinfo"
 	"github.com/handoff-proxy/handoff/pkg/upstream"
@@ -73,7 +74,7 @@ func testStdLogger(t testing.TB) *log.Logger {
 // retry tests know which target is tried when.
 type firstSelector struct{ targets []*upstream.Target }
 
-func (s firstSelector) Select(_ *http.Request, eligible func(*upstream.Target) bool) *upstream.Target {
+func (s firstSelector) Select(_ balance.Key, eligible func(*upstream.Target) bool) *upstream.Target {
 	for _, t := range s.targets {
 		if eligible(t) {
 			return t
@@ -163,10 +164,12 @@ type harness struct {
 func newHarness(t *testing.T, ho harnessOptions) *harness {
 	t.Helper()
 	cfg := ho.upstream
+	var spec upstream.PoolSpec
 	for _, a := range ho.targets {
 		cfg.Targets = append(cfg.Targets, config.Target{Address: a})
+		spec.Targets = append(spec.Targets, upstream.TargetSpec{Address: a})
 	}
-	pool, err := upstream.NewRegistry().NewPool("api", cfg)
+	pool, err := upstream.NewRegistry().NewPool("api", spec)
 	if err != nil {
 		t.Fatalf("new pool: %v", err)
 	}
@@ -175,7 +178,7 @@ func newHarness(t *testing.T, ho harnessOptions) *harness {
 	t.Cleanup(trs.Close)
 	obs := &recordObserver{}
 	o := ho.opts
-	o.Pool, o.Selector, o.Transports, o.Logger, o.Observer = pool, firstSelector{pool.Targets}, trs, logger, obs
+	o.Pool, o.Upstream, o.Selector, o.Transports, o.Logger, o.Observer = pool, cfg, firstSelector{pool.Targets}, trs, logger, obs
 	h, err := New(o)
 	if err != nil {
 		t.Fatalf("new proxy: %v", err)

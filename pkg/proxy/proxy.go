@@ -9,9 +9,10 @@
 // retrying RoundTripper.
 //
 // It must not know how a request was routed (package route), how a target
-// is chosen (package balance, behind Selector), how metrics are kept
-// (behind Observer) or how the access log is written (it fills
-// reqinfo.Info for that).
+// is chosen (package balance, behind Selector), whether a target is
+// healthy (package health, behind Health), how metrics are kept (behind
+// Observer) or how the access log is written (it fills reqinfo.Info for
+// that).
 //
 // Not supported: WebSocket over HTTP/2 from clients (RFC 8441 extended
 // CONNECT; Go's server does not enable it by default, and CONNECT is
@@ -33,18 +34,35 @@ import (
 
 	"golang.org/x/net/http/httpguts"
 
+	"github.com/handoff-proxy/handoff/pkg/balance"
+	"github.com/handoff-proxy/handoff/pkg/clientip"
+	"github.com/handoff-proxy/handoff/pkg/config"
+	"github.com/handoff-proxy/handoff/pkg/health"
 	"github.com/handoff-proxy/handoff/pkg/reqinfo"
 	"github.com/handoff-proxy/handoff/pkg/upstream"
 )
 
 // Selector picks one target of the pool for a request, among those for
-// which eligible returns true; nil when none is. r is the client's request
-// as the Handler received it (original headers and RemoteAddr). eligible
-// skips ejected targets and those already tried for this request; it
+// which eligible returns true; nil when none is. k is the request's
+// client address (from package clientip) and hash-key value (from
+// balance.HashKey.FromRequest), extracted once per request. eligible
+// skips unavailable targets and those already tried for this request; it
 // does not call back into the Selector. Package balance implements it;
 // each Selector is built for one pool.
 type Selector interface {
-	Select(r *http.Request, eligible func(*upstream.Target) bool) *upstream.Target
+	Select(k balance.Key, eligible func(*upstream.Target) bool) *upstream.Target
+}
+
+// Health decides whether a target may be tried and hears the outcome of
+// every attempt. Both methods are called on request goroutines and must be
+// safe for concurrent use and fast. A client that went away, a broken
+// request body or the request's own timeout never produce a report.
+// Package health implements it.
+type Health interface {
+	// Available reports whether t may be picked now.
+	Available(t *upstream.Target) bool
+	// Report records the outcome of one attempt at t.
+	Report(t *upstream.Target, r health.Result)
 }
 
 // Observer is told about retries and upstream failures, for metrics. The
@@ -67,11 +85,18 @@ func (nopObserver) UpstreamError(string, string, string) {}
 
 // Options configure a Handler.
 type Options struct {
-	// Pool is the upstream pool requests are sent to; its Config supplies
-	// timeouts, TLS, retries and fail timeout. Required.
+	// Pool is the upstream pool requests are sent to. Required.
 	Pool *upstream.Pool
+	// Upstream is the pool's configuration: timeouts, TLS, retries, fail
+	// timeout and, for the hash strategy, the hash key. Zero values mean
+	// the defaults config.ApplyDefaults gives.
+	Upstream config.Upstream
 	// Selector picks targets of Pool. Required.
 	Selector Selector
+	// Health decides which targets are available and hears the outcome
+	// of every attempt. Nil means a health.Checker with the passive rule
+	// and Upstream.FailTimeout, using Now.
+	Health Health
 	// Transports provides the connection pools; shared by all handlers and
 	// owned by the caller, who closes it. Required.
 	Transports *Transports
@@ -87,7 +112,7 @@ type Options struct {
 	Logger *slog.Logger
 	// Observer is told about retries and upstream errors. Nil means none.
 	Observer Observer
-	// Now returns the current time, for target ejection. Nil means
+	// Now returns the current time, for the default Health. Nil means
 	// time.Now.
 	Now func() time.Time
 	// MaxRequestBody bounds request bodies in bytes; a larger body gets
@@ -103,18 +128,18 @@ type Options struct {
 // safe for concurrent use, and holds no goroutines of its own: the
 // connection pools belong to Transports.
 type Handler struct {
-	pool        *upstream.Pool
-	sel         Selector
-	ut          *upstreamTransport
-	fwd         forwarding
-	log         *slog.Logger
-	obs         Observer
-	now         func() time.Time
-	maxBody     int64
-	timeout     time.Duration
-	retries     int
-	failTimeout time.Duration
-	rp          *httputil.ReverseProxy
+	pool    *upstream.Pool
+	sel     Selector
+	health  Health
+	hashKey balance.HashKey // extracted per request for the Selector
+	ut      *upstreamTransport
+	fwd     forwarding
+	log     *slog.Logger
+	obs     Observer
+	maxBody int64
+	timeout time.Duration
+	retries int
+	rp      *httputil.ReverseProxy
 }
 
 // New returns a Handler for o.Pool, taking its transports from
@@ -135,34 +160,38 @@ func New(o Options) (*Handler, error) {
 	if !httpguts.ValidHeaderFieldName(via) {
 		return nil, fmt.Errorf("new proxy for %q: via pseudonym %q is not a token", o.Pool.Name, via)
 	}
-	ut, err := o.Transports.get(o.Pool.Name, o.Pool.Config)
+	cfg := withDefaults(o.Upstream)
+	ut, err := o.Transports.get(o.Pool.Name, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("new proxy: %w", err)
 	}
 	h := &Handler{
-		pool:        o.Pool,
-		sel:         o.Selector,
-		ut:          ut,
-		fwd:         forwarding{trusted: masked(o.TrustedProxies), via: via},
-		log:         o.Logger,
-		obs:         o.Observer,
-		now:         o.Now,
-		maxBody:     o.MaxRequestBody,
-		timeout:     o.RequestTimeout,
-		retries:     defaultRetries,
-		failTimeout: orDefault(o.Pool.Config.FailTimeout, defaultFailTimeout),
+		pool:    o.Pool,
+		sel:     o.Selector,
+		health:  o.Health,
+		ut:      ut,
+		fwd:     forwarding{trusted: clientip.NewTrusted(o.TrustedProxies), via: via},
+		log:     o.Logger,
+		obs:     o.Observer,
+		maxBody: o.MaxRequestBody,
+		timeout: o.RequestTimeout,
+		retries: max(*cfg.Retries, 0),
+	}
+	if cfg.Strategy == balance.StrategyHash {
+		// Other strategies ignore the hash key, and validation only
+		// warns about one they ignore: parse it only when it is used.
+		if h.hashKey, err = balance.ParseHashKey(cfg.HashKey); err != nil {
+			return nil, fmt.Errorf("new proxy for %q: %w", o.Pool.Name, err)
+		}
+	}
+	if h.health == nil {
+		h.health = health.New(health.Options{FailTimeout: cfg.FailTimeout, Now: o.Now})
 	}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
 	if h.obs == nil {
 		h.obs = nopObserver{}
-	}
-	if h.now == nil {
-		h.now = time.Now
-	}
-	if r := o.Pool.Config.Retries; r != nil {
-		h.retries = max(*r, 0)
 	}
 	h.rp = &httputil.ReverseProxy{
 		Rewrite:        h.rewrite,
@@ -177,21 +206,30 @@ func New(o Options) (*Handler, error) {
 	return h, nil
 }
 
-func masked(ps []netip.Prefix) []netip.Prefix {
-	out := make([]netip.Prefix, 0, len(ps))
-	for _, p := range ps {
-		if p.IsValid() {
-			out = append(out, p.Masked())
-		}
+// PoolSpec returns what package upstream needs to build the pool of u.
+func PoolSpec(u config.Upstream) upstream.PoolSpec {
+	spec := upstream.PoolSpec{Strategy: u.Strategy, Targets: make([]upstream.TargetSpec, 0, len(u.Targets))}
+	for _, t := range u.Targets {
+		spec.Targets = append(spec.Targets, upstream.TargetSpec{Address: t.Address, Weight: t.Weight})
 	}
-	return out
+	return spec
+}
+
+// withDefaults returns u with every zero value that means a default
+// replaced by it, from config.ApplyDefaults, the one place defaults live:
+// a hand-built config behaves as a loaded one.
+func withDefaults(u config.Upstream) config.Upstream {
+	c := config.Config{Upstreams: map[string]config.Upstream{"": u}}
+	c.ApplyDefaults()
+	return c.Upstreams[""]
 }
 
 // exchange is the per-request state shared by ServeHTTP, the Rewrite
 // func, the retrying transport, ModifyResponse and the error handler. It
 // travels in the request context.
 type exchange struct {
-	in      *http.Request   // as the router passed it, for the Selector
+	key     balance.Key     // what the Selector picks by
+	in      *http.Request   // as the router passed it
 	client  context.Context // the client's context, before RequestTimeout
 	info    *reqinfo.Info   // nil when the router set none
 	id      string          // X-Request-Id forwarded
@@ -225,6 +263,10 @@ func (ex *exchange) hasTried(t *upstream.Target) bool {
 // complete one); middleware that logs must do so in a defer.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ex := &exchange{in: r, client: r.Context(), info: reqinfo.From(r.Context()), id: requestID(r.Header)}
+	ex.key = balance.Key{
+		Client: h.fwd.trusted.ClientIP(clientip.Peer(r.RemoteAddr), r.Header[hdrXForwardedFor]),
+		Hash:   h.hashKey.FromRequest(r),
+	}
 	ex.tried = ex.triedA[:0]
 	if ex.info != nil {
 		ex.info.RequestID = ex.id

@@ -9,6 +9,7 @@ import (
 	"net/http/httptrace"
 	"sync/atomic"
 
+	"github.com/handoff-proxy/handoff/pkg/health"
 	"github.com/handoff-proxy/handoff/pkg/upstream"
 )
 
@@ -18,9 +19,10 @@ import (
 type retryingTransport Handler
 
 // RoundTrip sends out to a target of the pool. A failure to connect (dial
-// or TLS handshake; no byte of the request was sent) ejects the target
-// for FailTimeout and, when the request may be repeated, is retried on a
-// target not yet tried, up to the pool's Retries times.
+// or TLS handshake; no byte of the request was sent) is reported to Health
+// (which ejects the target for FailTimeout) and, when the request may be
+// repeated, is retried on a target not yet tried, up to the pool's
+// Retries times.
 func (rt *retryingTransport) RoundTrip(out *http.Request) (*http.Response, error) {
 	h := (*Handler)(rt)
 	ex := exchangeFrom(out.Context())
@@ -28,22 +30,14 @@ func (rt *retryingTransport) RoundTrip(out *http.Request) (*http.Response, error
 	if out.Body != nil {
 		body = &bodyGuard{rc: out.Body}
 	}
-	var lastErr error
+	t := h.pick(ex)
+	if t == nil {
+		ex.logged = true
+		h.log.Warn("no healthy upstream", "upstream", h.pool.Name)
+		h.obs.UpstreamError(h.pool.Name, "", KindNoTarget)
+		return nil, errNoTarget
+	}
 	for attempt := 0; ; attempt++ {
-		now := h.now()
-		t := h.sel.Select(ex.in, func(t *upstream.Target) bool {
-			return t.Available(now) && !ex.hasTried(t)
-		})
-		if t == nil {
-			if lastErr != nil {
-				// Retries ran out of targets: report the real failure.
-				return nil, lastErr
-			}
-			ex.logged = true
-			h.log.Warn("no healthy upstream", "upstream", h.pool.Name)
-			h.obs.UpstreamError(h.pool.Name, "", KindNoTarget)
-			return nil, errNoTarget
-		}
 		if attempt > 0 {
 			h.obs.Retry(h.pool.Name)
 			if ex.info != nil {
@@ -57,6 +51,7 @@ func (rt *retryingTransport) RoundTrip(out *http.Request) (*http.Response, error
 
 		res, connectFailed, err := h.send(out, t, body, ex)
 		if err == nil {
+			h.health.Report(t, health.Result{Outcome: health.Success, Status: res.StatusCode})
 			return res, nil
 		}
 		if ex.client.Err() != nil {
@@ -70,14 +65,20 @@ func (rt *retryingTransport) RoundTrip(out *http.Request) (*http.Response, error
 			// target is not to blame either.
 			return nil, err
 		}
-		retry := connectFailed && attempt < h.retries && canRetry(out, body)
-		ex.logged = true
-		h.log.Warn("upstream request failed", "upstream", h.pool.Name, "target", t.Address, "error", err, "retry", retry)
-		h.obs.UpstreamError(h.pool.Name, t.Address, kindOf(err, connectFailed))
-		if connectFailed {
-			t.MarkFailed(now, h.failTimeout)
+		kind := kindOf(err, connectFailed)
+		h.health.Report(t, health.Result{Outcome: outcomeOf(kind, connectFailed)})
+		// Pick the next target before logging, so that the log says
+		// retry:true only when a retry really happens (with a single
+		// target, or all tried, there is none: the access log's
+		// retries must agree).
+		var next *upstream.Target
+		if connectFailed && attempt < h.retries && canRetry(out, body) {
+			next = h.pick(ex)
 		}
-		if !retry {
+		ex.logged = true
+		h.log.Warn("upstream request failed", "upstream", h.pool.Name, "target", t.Address, "error", err, "retry", next != nil)
+		h.obs.UpstreamError(h.pool.Name, t.Address, kind)
+		if next == nil {
 			return nil, err
 		}
 		if body != nil && body.n.Load() > 0 {
@@ -90,8 +91,28 @@ func (rt *retryingTransport) RoundTrip(out *http.Request) (*http.Response, error
 			}
 			body = &bodyGuard{rc: rc}
 		}
-		lastErr = err
+		t = next
 	}
+}
+
+// pick asks the Selector for a target that Health finds available and
+// that this request has not tried yet; nil when there is none.
+func (h *Handler) pick(ex *exchange) *upstream.Target {
+	return h.sel.Select(ex.key, func(t *upstream.Target) bool {
+		return !ex.hasTried(t) && h.health.Available(t)
+	})
+}
+
+// outcomeOf maps a failure (see kindOf) to what Health hears. A connect
+// failure is one even when it was a dial timeout.
+func outcomeOf(kind string, connectFailed bool) health.Outcome {
+	switch {
+	case connectFailed:
+		return health.ConnectFailed
+	case kind == KindTimeout:
+		return health.Timeout
+	}
+	return health.Failed
 }
 
 // send makes one attempt at t. connectFailed reports whether it failed

@@ -19,15 +19,9 @@ import (
 	"github.com/handoff-proxy/handoff/pkg/upstream"
 )
 
-// Defaults for zero values of config.Upstream (documented there).
+// Fixed transport settings; the configurable ones default in
+// config.ApplyDefaults (see withDefaults).
 const (
-	defaultDialTimeout       = 5 * time.Second
-	defaultTLSTimeout        = 10 * time.Second
-	defaultResponseHeader    = 60 * time.Second
-	defaultIdleConnTimeout   = 90 * time.Second
-	defaultMaxIdlePerTarget  = 64
-	defaultFailTimeout       = 10 * time.Second
-	defaultRetries           = 1
 	tcpKeepAlive             = 30 * time.Second
 	expectContinueTimeout    = 1 * time.Second
 	maxResponseHeaderBytesUp = 1 << 20
@@ -105,6 +99,7 @@ func (t *Transports) get(name string, cfg config.Upstream) (*upstreamTransport, 
 }
 
 func (t *Transports) getLocked(name string, cfg config.Upstream) (*upstreamTransport, error) {
+	cfg = withDefaults(cfg)
 	files, err := readTLSFiles(cfg.TLS)
 	if err != nil {
 		return nil, fmt.Errorf("upstream %q: %w", name, err)
@@ -222,12 +217,8 @@ func newUpstreamTransport(cfg config.Upstream, f tlsFiles) (*upstreamTransport, 
 func buildTransport(cfg config.Upstream, tlsConf *tls.Config, protocols *http.Protocols) *http.Transport {
 	to := cfg.Timeouts
 	dialer := &net.Dialer{
-		Timeout:   orDefault(to.Dial, defaultDialTimeout),
+		Timeout:   to.Dial,
 		KeepAlive: tcpKeepAlive,
-	}
-	maxIdle := cfg.MaxIdlePerTarget
-	if maxIdle <= 0 {
-		maxIdle = defaultMaxIdlePerTarget
 	}
 	return &http.Transport{
 		// Never use HTTP_PROXY from the environment: targets are
@@ -235,10 +226,10 @@ func buildTransport(cfg config.Upstream, tlsConf *tls.Config, protocols *http.Pr
 		Proxy:                  nil,
 		DialContext:            dialer.DialContext,
 		TLSClientConfig:        tlsConf,
-		TLSHandshakeTimeout:    orDefault(to.TLSHandshake, defaultTLSTimeout),
-		ResponseHeaderTimeout:  orDefault(to.ResponseHeader, defaultResponseHeader),
-		IdleConnTimeout:        orDefault(to.IdleConn, defaultIdleConnTimeout),
-		MaxIdleConnsPerHost:    maxIdle,
+		TLSHandshakeTimeout:    to.TLSHandshake,
+		ResponseHeaderTimeout:  to.ResponseHeader,
+		IdleConnTimeout:        to.IdleConn,
+		MaxIdleConnsPerHost:    cfg.MaxIdlePerTarget,
 		ExpectContinueTimeout:  expectContinueTimeout,
 		MaxResponseHeaderBytes: maxResponseHeaderBytesUp,
 		// A proxy forwards Accept-Encoding and bodies untouched; the
@@ -272,11 +263,4 @@ func buildTLSConfig(c config.UpstreamTLS, f tlsFiles) (*tls.Config, error) {
 		conf.Certificates = []tls.Certificate{pair}
 	}
 	return conf, nil
-}
-
-func orDefault(d, def time.Duration) time.Duration {
-	if d <= 0 {
-		return def
-	}
-	return d
 }

@@ -113,11 +113,12 @@ func TestTransportsErrors(t *testing.T) {
 			if _, ok := trs.m["good"]; !ok {
 				t.Errorf("the good upstream was not built")
 			}
-			pool, perr := upstream.NewRegistry().NewPool("bad-one", config.Upstream{TLS: tt.tls, Targets: []config.Target{{Address: "127.0.0.1:1"}}})
+			pool, perr := upstream.NewRegistry().NewPool("bad-one", upstream.PoolSpec{Targets: []upstream.TargetSpec{{Address: "127.0.0.1:1"}}})
 			if perr != nil {
 				t.Fatal(perr)
 			}
-			if _, err := New(Options{Pool: pool, Selector: firstSelector{pool.Targets}, Transports: trs}); err == nil {
+			up := config.Upstream{TLS: tt.tls, Targets: []config.Target{{Address: "127.0.0.1:1"}}}
+			if _, err := New(Options{Pool: pool, Upstream: up, Selector: firstSelector{pool.Targets}, Transports: trs}); err == nil {
 				t.Errorf("New accepted an upstream with broken TLS files")
 			}
 		})
@@ -147,11 +148,11 @@ func TestIdleConnectionsSurviveReload(t *testing.T) {
 		if err := trs.Update(map[string]config.Upstream{"api": cfg}); err != nil {
 			t.Fatal(err)
 		}
-		pool, err := reg.NewPool("api", cfg)
+		pool, err := reg.NewPool("api", PoolSpec(cfg))
 		if err != nil {
 			t.Fatal(err)
 		}
-		h, err := New(Options{Pool: pool, Selector: firstSelector{pool.Targets}, Transports: trs, Logger: testLogger(t)})
+		h, err := New(Options{Pool: pool, Upstream: cfg, Selector: firstSelector{pool.Targets}, Transports: trs, Logger: testLogger(t)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -176,7 +177,7 @@ func TestIdleConnectionsSurviveReload(t *testing.T) {
 }
 
 func TestNewValidation(t *testing.T) {
-	pool, err := upstream.NewRegistry().NewPool("api", config.Upstream{Targets: []config.Target{{Address: "127.0.0.1:1"}}})
+	pool, err := upstream.NewRegistry().NewPool("api", upstream.PoolSpec{Targets: []upstream.TargetSpec{{Address: "127.0.0.1:1"}}})
 	if err != nil {
 		t.Fatal(err)
 	}

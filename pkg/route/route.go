@@ -1,9 +1,13 @@
-// Package route owns the routing table: which route, and so which
-// upstream's handler, serves a request. A Table is built once per config
-// from config.Route and is immutable: a reload builds a new one.
+// Package route owns the routing table and the syntax of its conditions
+// (host patterns, path prefixes, methods, header conditions): which route,
+// and so which upstream's handler, serves a request. A Table is built once
+// per config from []Spec and is immutable: a reload builds a new one.
+// Matching works on a small protocol-free view (Request), so that a fast
+// HTTP/1.1 path can use it; Table.ServeHTTP builds the view for net/http.
 //
 // It must not know how an upstream balances or forwards (packages balance
-// and proxy): it only gets one http.Handler per upstream name.
+// and proxy), nor how configuration is loaded (package config calls its
+// parsers): it only gets one http.Handler per upstream name.
 package route
 
 import (
@@ -17,14 +21,55 @@ import (
 	"strconv"
 	"strings"
 
-	"golang.org/x/net/http/httpguts"
-
-	"github.com/handoff-proxy/handoff/pkg/config"
 	"github.com/handoff-proxy/handoff/pkg/reqinfo"
 )
 
+// Spec describes one route to build (config.Route carries the same
+// fields).
+type Spec struct {
+	// Name labels the route; empty means "route<N>" with N its index.
+	Name string
+	// Match conditions; all given conditions must hold.
+	Match Conditions
+	// Upstream names the handler the route sends to.
+	Upstream string
+}
+
+// Conditions are the conditions of a route, as configured; see
+// ParseHostPattern and ParsePathPrefix for their syntax.
+type Conditions struct {
+	// Host is an exact host or "*.suffix"; empty matches any host.
+	Host string
+	// PathPrefix matches on segment boundaries; empty matches any path.
+	PathPrefix string
+	// Methods, any of which matches; empty matches any method.
+	Methods []string
+	// Headers that must all be present with exactly these values.
+	Headers map[string]string
+}
+
+// Request is the view of a request that matching needs. The zero value
+// is a request for "/" with no host, method or headers.
+type Request struct {
+	// Host as received, port included (for HTTP/2 :authority, RFC 9113
+	// §8.3.1).
+	Host string
+	// Path is the percent-decoded path.
+	Path string
+	// Method is the request method.
+	Method string
+	// Header holds the header fields by canonical name; nil means none.
+	// net/http's Header is one.
+	Header map[string][]string
+}
+
+// ViewOf returns the view of r, without allocating.
+func ViewOf(r *http.Request) Request {
+	return Request{Host: r.Host, Path: r.URL.Path, Method: r.Method, Header: r.Header}
+}
+
 // ErrInvalidRoute is wrapped by every error New returns for a route it
-// cannot build, for errors.Is.
+// cannot build, and by the errors of the Parse functions, for errors.Is.
 var ErrInvalidRoute = errors.New("invalid route")
 
 // Route is one entry of a Table. Callers must not modify it: the Table and
@@ -39,7 +84,7 @@ type Route struct {
 	// ties between equally specific routes.
 	Index int
 	// Match is a copy of the configured conditions.
-	Match config.Match
+	Match Conditions
 
 	handler  http.Handler
 	host     string // normalized exact host or wildcard suffix (".example.com"); empty for any
@@ -81,9 +126,10 @@ type Table struct {
 
 // New builds the table for routes; handlers holds one handler per upstream
 // name. Every route's upstream must have a handler, route names must be
-// unique, and every condition must be well formed (see config.Match);
-// errors wrap ErrInvalidRoute.
-func New(routes []config.Route, handlers map[string]http.Handler) (*Table, error) {
+// unique, and every condition must be well formed (see ParseHostPattern,
+// ParsePathPrefix, ParseMethod, ParseHeaderName); errors wrap
+// ErrInvalidRoute.
+func New(routes []Spec, handlers map[string]http.Handler) (*Table, error) {
 	t := &Table{
 		exact:    make(map[string]*group),
 		ips:      make(map[netip.Addr]*group),
@@ -110,7 +156,7 @@ func New(routes []config.Route, handlers map[string]http.Handler) (*Table, error
 }
 
 // build validates and normalizes one config route.
-func build(i int, cr config.Route, handlers map[string]http.Handler) (*Route, error) {
+func build(i int, cr Spec, handlers map[string]http.Handler) (*Route, error) {
 	h, ok := handlers[cr.Upstream]
 	if !ok || h == nil {
 		return nil, fmt.Errorf("%w: no upstream %q", ErrInvalidRoute, cr.Upstream)
@@ -119,7 +165,7 @@ func build(i int, cr config.Route, handlers map[string]http.Handler) (*Route, er
 		Name:     cr.Name,
 		Upstream: cr.Upstream,
 		Index:    i,
-		Match: config.Match{
+		Match: Conditions{
 			Host:       cr.Match.Host,
 			PathPrefix: cr.Match.PathPrefix,
 			Methods:    slices.Clone(cr.Match.Methods),
@@ -130,35 +176,29 @@ func build(i int, cr config.Route, handlers map[string]http.Handler) (*Route, er
 		rt.Name = "route" + strconv.Itoa(i)
 	}
 	var err error
-	if rt.host, rt.wildcard, err = parseHostPattern(cr.Match.Host); err != nil {
-		return nil, err
+	if rt.host, rt.wildcard, err = ParseHostPattern(cr.Match.Host); err != nil {
+		return nil, fmt.Errorf("host: %w", err)
 	}
-	if p := cr.Match.PathPrefix; p != "" {
-		if p[0] != '/' {
-			return nil, fmt.Errorf("%w: path_prefix %q does not start with /", ErrInvalidRoute, p)
-		}
-		if c := cleanPath(p); c != p {
-			return nil, fmt.Errorf("%w: path_prefix %q is not clean (requests are matched on %q)", ErrInvalidRoute, p, c)
-		}
-		rt.prefix = p
+	if rt.prefix, err = ParsePathPrefix(cr.Match.PathPrefix); err != nil {
+		return nil, fmt.Errorf("path_prefix: %w", err)
 	}
 	for _, m := range cr.Match.Methods {
-		if !httpguts.ValidHeaderFieldName(m) {
-			return nil, fmt.Errorf("%w: method %q is not a token", ErrInvalidRoute, m)
+		m, err := ParseMethod(m)
+		if err != nil {
+			return nil, err
 		}
-		// RFC 9110 §9.1: methods are case-sensitive and the standard
-		// ones are upper case; "get" in a config means GET.
-		rt.methods = append(rt.methods, strings.ToUpper(m))
+		rt.methods = append(rt.methods, m)
 	}
 	if len(cr.Match.Headers) > 0 {
 		rt.Match.Headers = make(map[string]string, len(cr.Match.Headers))
 	}
 	for name, value := range cr.Match.Headers {
-		if !httpguts.ValidHeaderFieldName(name) {
-			return nil, fmt.Errorf("%w: header name %q is not a token", ErrInvalidRoute, name)
+		canon, err := ParseHeaderName(name)
+		if err != nil {
+			return nil, err
 		}
 		rt.Match.Headers[name] = value
-		rt.headers = append(rt.headers, header{name: http.CanonicalHeaderKey(name), value: value})
+		rt.headers = append(rt.headers, header{name: canon, value: value})
 	}
 	slices.SortFunc(rt.headers, func(a, b header) int { return strings.Compare(a.name, b.name) })
 	for j := 1; j < len(rt.headers); j++ {
@@ -169,53 +209,6 @@ func build(i int, cr config.Route, handlers map[string]http.Handler) (*Route, er
 	return rt, nil
 }
 
-// parseHostPattern normalizes a config host: lower case, no trailing dot,
-// IPv6 literals without brackets. A wildcard "*.example.com" comes back as
-// its suffix ".example.com".
-func parseHostPattern(h string) (host string, wildcard bool, err error) {
-	if h == "" {
-		return "", false, nil
-	}
-	raw := h
-	if strings.HasPrefix(h, "[") && strings.HasSuffix(h, "]") {
-		h = h[1 : len(h)-1]
-	}
-	if strings.Contains(h, ":") {
-		a, err := netip.ParseAddr(h)
-		if err != nil || !a.Is6() {
-			return "", false, fmt.Errorf("%w: host %q: a host has no port and only IPv6 literals contain ':'", ErrInvalidRoute, raw)
-		}
-		if a.Zone() != "" {
-			// A zone names an interface of the client's own host: it
-			// means nothing in a route, and Match ignores request zones.
-			return "", false, fmt.Errorf("%w: host %q: IPv6 zone not allowed", ErrInvalidRoute, raw)
-		}
-		return a.String(), false, nil
-	}
-	h = strings.TrimSuffix(strings.ToLower(h), ".")
-	if rest, ok := strings.CutPrefix(h, "*."); ok {
-		h, wildcard = rest, true
-	}
-	if h == "" {
-		return "", false, fmt.Errorf("%w: host %q: empty name (leave host empty to match any host)", ErrInvalidRoute, raw)
-	}
-	for label := range strings.SplitSeq(h, ".") {
-		if label == "" {
-			return "", false, fmt.Errorf("%w: host %q: empty label", ErrInvalidRoute, raw)
-		}
-		for i := 0; i < len(label); i++ {
-			c := label[i]
-			if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
-				return "", false, fmt.Errorf("%w: host %q: character %q not allowed (a wildcard is only \"*.\" in front)", ErrInvalidRoute, raw, c)
-			}
-		}
-	}
-	if wildcard {
-		return "." + h, true, nil
-	}
-	return h, false, nil
-}
-
 func (t *Table) groupFor(rt *Route) *group {
 	switch {
 	case rt.host == "":
@@ -223,7 +216,7 @@ func (t *Table) groupFor(rt *Route) *group {
 	case rt.wildcard:
 		return groupIn(t.wildcard, rt.host)
 	case strings.Contains(rt.host, ":"):
-		return groupIn(t.ips, netip.MustParseAddr(rt.host)) // validated by parseHostPattern
+		return groupIn(t.ips, netip.MustParseAddr(rt.host)) // validated by ParseHostPattern
 	default:
 		return groupIn(t.exact, rt.host)
 	}
@@ -300,22 +293,23 @@ func bySpecificity(a, b *Route) int {
 // Routes returns the routes in config order.
 func (t *Table) Routes() []*Route { return slices.Clone(t.routes) }
 
-// Match returns the most specific route whose conditions all hold for r,
+// Match returns the most specific route whose conditions all hold for v,
 // and whether there is one. Precedence: an exact host beats a wildcard
 // host, a longer wildcard suffix beats a shorter one, any wildcard beats no
 // host condition; then a longer path prefix wins; then a route with method
 // conditions; then one with more header conditions; then the route listed
 // first.
 //
-// The host is r.Host (for HTTP/2 the :authority pseudo-header, RFC 9113
+// The host is v.Host (for HTTP/2 the :authority pseudo-header, RFC 9113
 // §8.3.1) without port, brackets or trailing dot, compared
-// case-insensitively (RFC 9110 §4.2.3). The path is r.URL.Path, already
+// case-insensitively (RFC 9110 §4.2.3). The path is v.Path, already
 // percent-decoded, cleaned of "." and ".." segments and repeated slashes
 // with a trailing slash kept, so that "/v1/../admin" and "/v1%2F.." never
 // match "/v1".
-func (t *Table) Match(r *http.Request) (*Route, bool) {
+func (t *Table) Match(v Request) (*Route, bool) {
+	r := &v
 	host := requestHost(r.Host)
-	p := r.URL.Path
+	p := r.Path
 	if p == "" {
 		p = "/"
 	}
@@ -357,7 +351,7 @@ func (t *Table) Match(r *http.Request) (*Route, bool) {
 // Only prefixes that end where p has a segment boundary can match, so it
 // looks them up longest first: for "/a/b" the prefixes "/a/b", "/a/",
 // "/a" and "/". A nil group matches nothing.
-func (g *group) match(r *http.Request, p string) *Route {
+func (g *group) match(r *Request, p string) *Route {
 	if g == nil {
 		return nil
 	}
@@ -387,7 +381,7 @@ func (g *group) match(r *http.Request, p string) *Route {
 
 // first returns the first route of rs whose method and header conditions
 // hold for r.
-func first(rs []*Route, r *http.Request) *Route {
+func first(rs []*Route, r *Request) *Route {
 	for _, rt := range rs {
 		if rt.methodMatches(r.Method) && rt.headersMatch(r) {
 			return rt
@@ -403,7 +397,7 @@ func (rt *Route) methodMatches(m string) bool {
 // headersMatch reports whether every header condition holds: one of the
 // header's field lines has exactly the value. Host is not in r.Header (Go
 // moves it to r.Host), so a Host condition compares r.Host.
-func (rt *Route) headersMatch(r *http.Request) bool {
+func (rt *Route) headersMatch(r *Request) bool {
 	for _, h := range rt.headers {
 		if h.name == "Host" {
 			if r.Host != h.value {
@@ -422,7 +416,7 @@ func (rt *Route) headersMatch(r *http.Request) bool {
 // the route and upstream in the request's reqinfo.Info if it has one. A
 // request no route matches gets 404 with a one-line text body.
 func (t *Table) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	rt, ok := t.Match(r)
+	rt, ok := t.Match(ViewOf(r))
 	if !ok {
 		// http.Error sends text/plain with nosniff: the body echoes the
 		// request and must never be taken for HTML.

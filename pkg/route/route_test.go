@@ -17,7 +17,6 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/handoff-proxy/handoff/pkg/config"
 	"github.com/handoff-proxy/handoff/pkg/reqinfo"
 )
 
@@ -37,7 +36,7 @@ func upstreamHandler(name string) http.Handler {
 }
 
 // handlersFor has a handler for every upstream the routes name.
-func handlersFor(routes []config.Route) map[string]http.Handler {
+func handlersFor(routes []Spec) map[string]http.Handler {
 	hs := make(map[string]http.Handler)
 	for _, r := range routes {
 		hs[r.Upstream] = upstreamHandler(r.Upstream)
@@ -45,7 +44,7 @@ func handlersFor(routes []config.Route) map[string]http.Handler {
 	return hs
 }
 
-func mustTable(t testing.TB, routes []config.Route) *Table {
+func mustTable(t testing.TB, routes []Spec) *Table {
 	t.Helper()
 	tb, err := New(routes, handlersFor(routes))
 	if err != nil {
@@ -55,8 +54,8 @@ func mustTable(t testing.TB, routes []config.Route) *Table {
 }
 
 // rt is a route named name sending to upstream "u-"+name.
-func rt(name string, m config.Match) config.Route {
-	return config.Route{Name: name, Match: m, Upstream: "u-" + name}
+func rt(name string, m Conditions) Spec {
+	return Spec{Name: name, Match: m, Upstream: "u-" + name}
 }
 
 // req builds a request as the server would hand it over: target is the
@@ -83,7 +82,7 @@ func (q req) build() *http.Request {
 
 type matchCase struct {
 	name   string
-	routes []config.Route
+	routes []Spec
 	req    req
 	want   string // route name; empty means no match
 }
@@ -94,7 +93,7 @@ func runMatchCases(t *testing.T, tests []matchCase) {
 		t.Run(tt.name, func(t *testing.T) {
 			tb := mustTable(t, tt.routes)
 			r := tt.req.build()
-			got, ok := tb.Match(r)
+			got, ok := tb.Match(ViewOf(r))
 			switch {
 			case tt.want == "" && ok:
 				t.Fatalf("Match = %s, want no match", got.Name)
@@ -111,7 +110,7 @@ func runMatchCases(t *testing.T, tests []matchCase) {
 			if !strings.Contains(tt.name, "config order") {
 				rev := slices.Clone(tt.routes)
 				slices.Reverse(rev)
-				got2, ok2 := mustTable(t, rev).Match(r)
+				got2, ok2 := mustTable(t, rev).Match(ViewOf(r))
 				if ok2 != ok || (ok && got2.Name != got.Name) {
 					t.Fatalf("reversed config: Match = %v %v, want %v", got2, ok2, tt.want)
 				}
@@ -124,181 +123,181 @@ func TestMatchPrecedence(t *testing.T) {
 	runMatchCases(t, []matchCase{
 		{
 			name: "exact host beats wildcard",
-			routes: []config.Route{
-				rt("wild", config.Match{Host: "*.example.com"}),
-				rt("exact", config.Match{Host: "api.example.com"}),
+			routes: []Spec{
+				rt("wild", Conditions{Host: "*.example.com"}),
+				rt("exact", Conditions{Host: "api.example.com"}),
 			},
 			req:  req{host: "api.example.com"},
 			want: "exact",
 		},
 		{
 			name: "wildcard beats no host",
-			routes: []config.Route{
-				rt("any", config.Match{}),
-				rt("wild", config.Match{Host: "*.example.com"}),
+			routes: []Spec{
+				rt("any", Conditions{}),
+				rt("wild", Conditions{Host: "*.example.com"}),
 			},
 			req:  req{host: "api.example.com"},
 			want: "wild",
 		},
 		{
 			name: "host beats a longer path prefix",
-			routes: []config.Route{
-				rt("deep", config.Match{PathPrefix: "/v1/long/path"}),
-				rt("host", config.Match{Host: "api.example.com", PathPrefix: "/"}),
+			routes: []Spec{
+				rt("deep", Conditions{PathPrefix: "/v1/long/path"}),
+				rt("host", Conditions{Host: "api.example.com", PathPrefix: "/"}),
 			},
 			req:  req{host: "api.example.com", target: "/v1/long/path/x"},
 			want: "host",
 		},
 		{
 			name: "longer wildcard suffix first",
-			routes: []config.Route{
-				rt("short", config.Match{Host: "*.example.com"}),
-				rt("long", config.Match{Host: "*.eu.example.com"}),
+			routes: []Spec{
+				rt("short", Conditions{Host: "*.example.com"}),
+				rt("long", Conditions{Host: "*.eu.example.com"}),
 			},
 			req:  req{host: "api.eu.example.com"},
 			want: "long",
 		},
 		{
 			name: "exact host whose path fails falls through to wildcard",
-			routes: []config.Route{
-				rt("exact", config.Match{Host: "api.example.com", PathPrefix: "/admin"}),
-				rt("wild", config.Match{Host: "*.example.com"}),
+			routes: []Spec{
+				rt("exact", Conditions{Host: "api.example.com", PathPrefix: "/admin"}),
+				rt("wild", Conditions{Host: "*.example.com"}),
 			},
 			req:  req{host: "api.example.com", target: "/public"},
 			want: "wild",
 		},
 		{
 			name: "wildcard whose method fails falls through to no host",
-			routes: []config.Route{
-				rt("wild", config.Match{Host: "*.example.com", Methods: []string{"POST"}}),
-				rt("any", config.Match{PathPrefix: "/"}),
+			routes: []Spec{
+				rt("wild", Conditions{Host: "*.example.com", Methods: []string{"POST"}}),
+				rt("any", Conditions{PathPrefix: "/"}),
 			},
 			req:  req{host: "api.example.com"},
 			want: "any",
 		},
 		{
 			name: "longer path prefix wins",
-			routes: []config.Route{
-				rt("root", config.Match{PathPrefix: "/"}),
-				rt("v1", config.Match{PathPrefix: "/v1"}),
-				rt("v1users", config.Match{PathPrefix: "/v1/users"}),
+			routes: []Spec{
+				rt("root", Conditions{PathPrefix: "/"}),
+				rt("v1", Conditions{PathPrefix: "/v1"}),
+				rt("v1users", Conditions{PathPrefix: "/v1/users"}),
 			},
 			req:  req{target: "/v1/users/42"},
 			want: "v1users",
 		},
 		{
 			name: "prefix with trailing slash is longer",
-			routes: []config.Route{
-				rt("bare", config.Match{PathPrefix: "/v1"}),
-				rt("slash", config.Match{PathPrefix: "/v1/"}),
+			routes: []Spec{
+				rt("bare", Conditions{PathPrefix: "/v1"}),
+				rt("slash", Conditions{PathPrefix: "/v1/"}),
 			},
 			req:  req{target: "/v1/x"},
 			want: "slash",
 		},
 		{
 			name: "any prefix beats no prefix",
-			routes: []config.Route{
-				rt("none", config.Match{Methods: []string{"GET"}}),
-				rt("root", config.Match{PathPrefix: "/"}),
+			routes: []Spec{
+				rt("none", Conditions{Methods: []string{"GET"}}),
+				rt("root", Conditions{PathPrefix: "/"}),
 			},
 			req:  req{target: "/x"},
 			want: "root",
 		},
 		{
 			name: "path prefix beats methods",
-			routes: []config.Route{
-				rt("method", config.Match{PathPrefix: "/v1", Methods: []string{"GET"}}),
-				rt("longer", config.Match{PathPrefix: "/v1/x"}),
+			routes: []Spec{
+				rt("method", Conditions{PathPrefix: "/v1", Methods: []string{"GET"}}),
+				rt("longer", Conditions{PathPrefix: "/v1/x"}),
 			},
 			req:  req{target: "/v1/x"},
 			want: "longer",
 		},
 		{
 			name: "methods beat no methods",
-			routes: []config.Route{
-				rt("all", config.Match{PathPrefix: "/v1"}),
-				rt("post", config.Match{PathPrefix: "/v1", Methods: []string{"POST", "PUT"}}),
+			routes: []Spec{
+				rt("all", Conditions{PathPrefix: "/v1"}),
+				rt("post", Conditions{PathPrefix: "/v1", Methods: []string{"POST", "PUT"}}),
 			},
 			req:  req{method: "PUT", target: "/v1"},
 			want: "post",
 		},
 		{
 			name: "method that does not match falls through",
-			routes: []config.Route{
-				rt("all", config.Match{PathPrefix: "/v1"}),
-				rt("post", config.Match{PathPrefix: "/v1", Methods: []string{"POST"}}),
+			routes: []Spec{
+				rt("all", Conditions{PathPrefix: "/v1"}),
+				rt("post", Conditions{PathPrefix: "/v1", Methods: []string{"POST"}}),
 			},
 			req:  req{method: "GET", target: "/v1"},
 			want: "all",
 		},
 		{
 			name: "methods beat headers",
-			routes: []config.Route{
-				rt("headers", config.Match{Headers: map[string]string{"X-A": "1", "X-B": "2"}}),
-				rt("method", config.Match{Methods: []string{"GET"}}),
+			routes: []Spec{
+				rt("headers", Conditions{Headers: map[string]string{"X-A": "1", "X-B": "2"}}),
+				rt("method", Conditions{Methods: []string{"GET"}}),
 			},
 			req:  req{headers: map[string][]string{"X-A": {"1"}, "X-B": {"2"}}},
 			want: "method",
 		},
 		{
 			name: "more headers win",
-			routes: []config.Route{
-				rt("one", config.Match{Headers: map[string]string{"X-A": "1"}}),
-				rt("two", config.Match{Headers: map[string]string{"X-A": "1", "X-B": "2"}}),
+			routes: []Spec{
+				rt("one", Conditions{Headers: map[string]string{"X-A": "1"}}),
+				rt("two", Conditions{Headers: map[string]string{"X-A": "1", "X-B": "2"}}),
 			},
 			req:  req{headers: map[string][]string{"X-A": {"1"}, "X-B": {"2"}}},
 			want: "two",
 		},
 		{
 			name: "header mismatch falls through",
-			routes: []config.Route{
-				rt("one", config.Match{Headers: map[string]string{"X-A": "1"}}),
-				rt("two", config.Match{Headers: map[string]string{"X-A": "1", "X-B": "2"}}),
+			routes: []Spec{
+				rt("one", Conditions{Headers: map[string]string{"X-A": "1"}}),
+				rt("two", Conditions{Headers: map[string]string{"X-A": "1", "X-B": "2"}}),
 			},
 			req:  req{headers: map[string][]string{"X-A": {"1"}, "X-B": {"3"}}},
 			want: "one",
 		},
 		{
 			name: "ties go to config order",
-			routes: []config.Route{
-				rt("first", config.Match{PathPrefix: "/v1", Methods: []string{"GET"}}),
-				rt("second", config.Match{PathPrefix: "/v1", Methods: []string{"GET", "HEAD"}}),
+			routes: []Spec{
+				rt("first", Conditions{PathPrefix: "/v1", Methods: []string{"GET"}}),
+				rt("second", Conditions{PathPrefix: "/v1", Methods: []string{"GET", "HEAD"}}),
 			},
 			req:  req{target: "/v1"},
 			want: "first",
 		},
 		{
 			name: "ties go to config order, reversed",
-			routes: []config.Route{
-				rt("second", config.Match{PathPrefix: "/v1", Methods: []string{"GET", "HEAD"}}),
-				rt("first", config.Match{PathPrefix: "/v1", Methods: []string{"GET"}}),
+			routes: []Spec{
+				rt("second", Conditions{PathPrefix: "/v1", Methods: []string{"GET", "HEAD"}}),
+				rt("first", Conditions{PathPrefix: "/v1", Methods: []string{"GET"}}),
 			},
 			req:  req{target: "/v1"},
 			want: "second",
 		},
 		{
 			name:   "empty match is the default route",
-			routes: []config.Route{rt("default", config.Match{}), rt("api", config.Match{Host: "api.example.com"})},
+			routes: []Spec{rt("default", Conditions{}), rt("api", Conditions{Host: "api.example.com"})},
 			req:    req{host: "other.example.org", target: "/anything"},
 			want:   "default",
 		},
 		{
 			name:   "nothing matches",
-			routes: []config.Route{rt("api", config.Match{Host: "api.example.com"}), rt("v1", config.Match{PathPrefix: "/v1"})},
+			routes: []Spec{rt("api", Conditions{Host: "api.example.com"}), rt("v1", Conditions{PathPrefix: "/v1"})},
 			req:    req{host: "other.example.org", target: "/v2"},
 		},
 	})
 }
 
 func TestMatchHost(t *testing.T) {
-	routes := []config.Route{
-		rt("exact", config.Match{Host: "api.example.com"}),
-		rt("upper", config.Match{Host: "WWW.Example.COM"}),
-		rt("fqdn", config.Match{Host: "fqdn.example.com."}),
-		rt("wild", config.Match{Host: "*.example.com"}),
-		rt("v6", config.Match{Host: "[2001:db8::1]"}),
-		rt("v6bare", config.Match{Host: "::1"}),
-		rt("v4", config.Match{Host: "192.0.2.1"}),
+	routes := []Spec{
+		rt("exact", Conditions{Host: "api.example.com"}),
+		rt("upper", Conditions{Host: "WWW.Example.COM"}),
+		rt("fqdn", Conditions{Host: "fqdn.example.com."}),
+		rt("wild", Conditions{Host: "*.example.com"}),
+		rt("v6", Conditions{Host: "[2001:db8::1]"}),
+		rt("v6bare", Conditions{Host: "::1"}),
+		rt("v4", Conditions{Host: "192.0.2.1"}),
 	}
 	cases := []struct {
 		name, host, want string
@@ -337,12 +336,12 @@ func TestMatchHost(t *testing.T) {
 }
 
 func TestMatchPath(t *testing.T) {
-	routes := []config.Route{
-		rt("v1", config.Match{PathPrefix: "/v1"}),
-		rt("docs", config.Match{PathPrefix: "/docs/"}),
-		rt("admin", config.Match{PathPrefix: "/admin"}),
-		rt("root", config.Match{PathPrefix: "/"}),
-		rt("star", config.Match{Methods: []string{"OPTIONS"}}),
+	routes := []Spec{
+		rt("v1", Conditions{PathPrefix: "/v1"}),
+		rt("docs", Conditions{PathPrefix: "/docs/"}),
+		rt("admin", Conditions{PathPrefix: "/admin"}),
+		rt("root", Conditions{PathPrefix: "/"}),
+		rt("star", Conditions{Methods: []string{"OPTIONS"}}),
 	}
 	cases := []struct {
 		name, target, want string
@@ -377,11 +376,11 @@ func TestMatchPath(t *testing.T) {
 }
 
 func TestMatchMethodsAndHeaders(t *testing.T) {
-	routes := []config.Route{
-		rt("get", config.Match{Methods: []string{"get"}}),
-		rt("hdr", config.Match{Headers: map[string]string{"x-tenant": "acme"}}),
-		rt("host", config.Match{Headers: map[string]string{"Host": "h.example"}}),
-		rt("empty", config.Match{Headers: map[string]string{"X-Empty": ""}}),
+	routes := []Spec{
+		rt("get", Conditions{Methods: []string{"get"}}),
+		rt("hdr", Conditions{Headers: map[string]string{"x-tenant": "acme"}}),
+		rt("host", Conditions{Headers: map[string]string{"Host": "h.example"}}),
+		rt("empty", Conditions{Headers: map[string]string{"X-Empty": ""}}),
 	}
 	runMatchCases(t, []matchCase{
 		{name: "config method lowered is upper cased", routes: routes, req: req{method: "GET"}, want: "get"},
@@ -397,36 +396,36 @@ func TestMatchMethodsAndHeaders(t *testing.T) {
 }
 
 func TestNew(t *testing.T) {
-	ok := func(m config.Match) []config.Route { return []config.Route{rt("r", m)} }
+	ok := func(m Conditions) []Spec { return []Spec{rt("r", m)} }
 	tests := []struct {
 		name    string
-		routes  []config.Route
+		routes  []Spec
 		wantErr bool
 	}{
 		{name: "empty table", routes: nil},
-		{name: "wildcard", routes: ok(config.Match{Host: "*.example.com"})},
-		{name: "ipv6 bare", routes: ok(config.Match{Host: "2001:db8::1"})},
-		{name: "underscore label", routes: ok(config.Match{Host: "_svc.example.com"})},
-		{name: "unknown upstream", routes: []config.Route{{Name: "x", Upstream: "nope"}}, wantErr: true},
-		{name: "duplicate name", routes: []config.Route{rt("a", config.Match{}), rt("a", config.Match{PathPrefix: "/x"})}, wantErr: true},
-		{name: "generated name collides", routes: []config.Route{rt("route1", config.Match{}), {Upstream: "u-route1"}}, wantErr: true},
-		{name: "star alone", routes: ok(config.Match{Host: "*"}), wantErr: true},
-		{name: "star dot", routes: ok(config.Match{Host: "*."}), wantErr: true},
-		{name: "star in the middle", routes: ok(config.Match{Host: "a.*.com"}), wantErr: true},
-		{name: "star without dot", routes: ok(config.Match{Host: "*example.com"}), wantErr: true},
-		{name: "double star", routes: ok(config.Match{Host: "*.*.example.com"}), wantErr: true},
-		{name: "host with port", routes: ok(config.Match{Host: "example.com:8080"}), wantErr: true},
-		{name: "ipv6 with port", routes: ok(config.Match{Host: "[::1]:80"}), wantErr: true},
-		{name: "ipv6 zone", routes: ok(config.Match{Host: "fe80::1%eth0"}), wantErr: true},
-		{name: "empty label", routes: ok(config.Match{Host: "a..example.com"}), wantErr: true},
-		{name: "space in host", routes: ok(config.Match{Host: "a b.com"}), wantErr: true},
-		{name: "prefix without slash", routes: ok(config.Match{PathPrefix: "v1"}), wantErr: true},
-		{name: "unclean prefix", routes: ok(config.Match{PathPrefix: "/v1/../admin"}), wantErr: true},
-		{name: "double slash prefix", routes: ok(config.Match{PathPrefix: "/v1//x"}), wantErr: true},
-		{name: "bad method", routes: ok(config.Match{Methods: []string{"GE T"}}), wantErr: true},
-		{name: "empty method", routes: ok(config.Match{Methods: []string{""}}), wantErr: true},
-		{name: "bad header name", routes: ok(config.Match{Headers: map[string]string{"X A": "1"}}), wantErr: true},
-		{name: "header twice by case", routes: ok(config.Match{Headers: map[string]string{"x-a": "1", "X-A": "2"}}), wantErr: true},
+		{name: "wildcard", routes: ok(Conditions{Host: "*.example.com"})},
+		{name: "ipv6 bare", routes: ok(Conditions{Host: "2001:db8::1"})},
+		{name: "underscore label", routes: ok(Conditions{Host: "_svc.example.com"})},
+		{name: "unknown upstream", routes: []Spec{{Name: "x", Upstream: "nope"}}, wantErr: true},
+		{name: "duplicate name", routes: []Spec{rt("a", Conditions{}), rt("a", Conditions{PathPrefix: "/x"})}, wantErr: true},
+		{name: "generated name collides", routes: []Spec{rt("route1", Conditions{}), {Upstream: "u-route1"}}, wantErr: true},
+		{name: "star alone", routes: ok(Conditions{Host: "*"}), wantErr: true},
+		{name: "star dot", routes: ok(Conditions{Host: "*."}), wantErr: true},
+		{name: "star in the middle", routes: ok(Conditions{Host: "a.*.com"}), wantErr: true},
+		{name: "star without dot", routes: ok(Conditions{Host: "*example.com"}), wantErr: true},
+		{name: "double star", routes: ok(Conditions{Host: "*.*.example.com"}), wantErr: true},
+		{name: "host with port", routes: ok(Conditions{Host: "example.com:8080"}), wantErr: true},
+		{name: "ipv6 with port", routes: ok(Conditions{Host: "[::1]:80"}), wantErr: true},
+		{name: "ipv6 zone", routes: ok(Conditions{Host: "fe80::1%eth0"}), wantErr: true},
+		{name: "empty label", routes: ok(Conditions{Host: "a..example.com"}), wantErr: true},
+		{name: "space in host", routes: ok(Conditions{Host: "a b.com"}), wantErr: true},
+		{name: "prefix without slash", routes: ok(Conditions{PathPrefix: "v1"}), wantErr: true},
+		{name: "unclean prefix", routes: ok(Conditions{PathPrefix: "/v1/../admin"}), wantErr: true},
+		{name: "double slash prefix", routes: ok(Conditions{PathPrefix: "/v1//x"}), wantErr: true},
+		{name: "bad method", routes: ok(Conditions{Methods: []string{"GE T"}}), wantErr: true},
+		{name: "empty method", routes: ok(Conditions{Methods: []string{""}}), wantErr: true},
+		{name: "bad header name", routes: ok(Conditions{Headers: map[string]string{"X A": "1"}}), wantErr: true},
+		{name: "header twice by case", routes: ok(Conditions{Headers: map[string]string{"x-a": "1", "X-A": "2"}}), wantErr: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -444,10 +443,10 @@ func TestNew(t *testing.T) {
 }
 
 func TestRouteNamesAndCopies(t *testing.T) {
-	routes := []config.Route{
-		{Upstream: "a", Match: config.Match{PathPrefix: "/a", Methods: []string{"GET"}}},
+	routes := []Spec{
+		{Upstream: "a", Match: Conditions{PathPrefix: "/a", Methods: []string{"GET"}}},
 		{Name: "named", Upstream: "b"},
-		{Upstream: "a", Match: config.Match{Host: "x.example"}},
+		{Upstream: "a", Match: Conditions{Host: "x.example"}},
 	}
 	tb := mustTable(t, routes)
 	got := tb.Routes()
@@ -466,14 +465,14 @@ func TestRouteNamesAndCopies(t *testing.T) {
 	// The table owns its copy of the config: editing the input later
 	// changes nothing.
 	routes[0].Match.Methods[0] = "POST"
-	if m, ok := tb.Match(req{target: "/a"}.build()); !ok || m.Name != "route0" {
+	if m, ok := tb.Match(ViewOf(req{target: "/a"}.build())); !ok || m.Name != "route0" {
 		t.Fatalf("after editing the config slice, GET /a = %v %v, want route0", m, ok)
 	}
 }
 
 func TestServeHTTP(t *testing.T) {
-	routes := []config.Route{
-		rt("api", config.Match{Host: "api.example.com", PathPrefix: "/v1"}),
+	routes := []Spec{
+		rt("api", Conditions{Host: "api.example.com", PathPrefix: "/v1"}),
 	}
 	tb := mustTable(t, routes)
 	withInfo := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -534,7 +533,7 @@ func TestServeHTTP(t *testing.T) {
 }
 
 func TestServeHTTPNoRouteLeavesInfoEmpty(t *testing.T) {
-	tb := mustTable(t, []config.Route{rt("api", config.Match{Host: "api.example.com"})})
+	tb := mustTable(t, []Spec{rt("api", Conditions{Host: "api.example.com"})})
 	ctx, in := reqinfo.With(t.Context())
 	r := req{host: "other.example"}.build().WithContext(ctx)
 	w := httptest.NewRecorder()
@@ -551,7 +550,7 @@ func TestMatchConcurrent(t *testing.T) {
 		wg.Go(func() {
 			for i := range 1000 {
 				r := req{host: fmt.Sprintf("svc%d.example.com", (g+i)%10), target: fmt.Sprintf("/api/v%d/x", i%10)}.build()
-				if _, ok := tb.Match(r); !ok {
+				if _, ok := tb.Match(ViewOf(r)); !ok {
 					t.Errorf("no match for %s%s", r.Host, r.URL.Path)
 					return
 				}
@@ -589,7 +588,7 @@ func TestCleanPath(t *testing.T) {
 // oracle is the slow, obviously correct definition of Match: filter the
 // routes whose conditions hold, sort by the documented precedence, take the
 // first.
-func oracle(routes []config.Route, r *http.Request) (int, bool) {
+func oracle(routes []Spec, r *http.Request) (int, bool) {
 	host := requestHost(r.Host)
 	p := r.URL.Path
 	if p == "" {
@@ -676,24 +675,24 @@ func oracle(routes []config.Route, r *http.Request) (int, bool) {
 }
 
 // fuzzRoutes covers every kind of condition and overlaps on purpose.
-func fuzzRoutes() []config.Route {
-	return []config.Route{
-		rt("default", config.Match{}),
-		rt("root", config.Match{PathPrefix: "/"}),
-		rt("v1", config.Match{PathPrefix: "/v1"}),
-		rt("v1slash", config.Match{PathPrefix: "/v1/"}),
-		rt("v1get", config.Match{PathPrefix: "/v1", Methods: []string{"GET", "head"}}),
-		rt("v1hdr", config.Match{PathPrefix: "/v1", Headers: map[string]string{"X-A": "1"}}),
-		rt("v1both", config.Match{PathPrefix: "/v1", Methods: []string{"POST"}, Headers: map[string]string{"X-A": "1", "X-B": "2"}}),
-		rt("admin", config.Match{PathPrefix: "/admin/x"}),
-		rt("api", config.Match{Host: "api.example.com"}),
-		rt("apiv1", config.Match{Host: "api.example.com", PathPrefix: "/v1/users"}),
-		rt("wild", config.Match{Host: "*.example.com"}),
-		rt("wildeu", config.Match{Host: "*.eu.example.com", PathPrefix: "/v1"}),
-		rt("wildget", config.Match{Host: "*.example.com", Methods: []string{"GET"}}),
-		rt("v6", config.Match{Host: "[2001:db8::1]", PathPrefix: "/a"}),
-		rt("v4", config.Match{Host: "192.0.2.1"}),
-		rt("hosthdr", config.Match{Headers: map[string]string{"Host": "h.example"}}),
+func fuzzRoutes() []Spec {
+	return []Spec{
+		rt("default", Conditions{}),
+		rt("root", Conditions{PathPrefix: "/"}),
+		rt("v1", Conditions{PathPrefix: "/v1"}),
+		rt("v1slash", Conditions{PathPrefix: "/v1/"}),
+		rt("v1get", Conditions{PathPrefix: "/v1", Methods: []string{"GET", "head"}}),
+		rt("v1hdr", Conditions{PathPrefix: "/v1", Headers: map[string]string{"X-A": "1"}}),
+		rt("v1both", Conditions{PathPrefix: "/v1", Methods: []string{"POST"}, Headers: map[string]string{"X-A": "1", "X-B": "2"}}),
+		rt("admin", Conditions{PathPrefix: "/admin/x"}),
+		rt("api", Conditions{Host: "api.example.com"}),
+		rt("apiv1", Conditions{Host: "api.example.com", PathPrefix: "/v1/users"}),
+		rt("wild", Conditions{Host: "*.example.com"}),
+		rt("wildeu", Conditions{Host: "*.eu.example.com", PathPrefix: "/v1"}),
+		rt("wildget", Conditions{Host: "*.example.com", Methods: []string{"GET"}}),
+		rt("v6", Conditions{Host: "[2001:db8::1]", PathPrefix: "/a"}),
+		rt("v4", Conditions{Host: "192.0.2.1"}),
+		rt("hosthdr", Conditions{Headers: map[string]string{"Host": "h.example"}}),
 	}
 }
 
@@ -706,7 +705,7 @@ func FuzzMatch(f *testing.F) {
 	f.Add("x.example.com", "/v1/./", "GET", "1", "x.example.com", "/v1/")
 	f.Fuzz(func(t *testing.T, host, p, method, hv, extraHost, extraPrefix string) {
 		routes := fuzzRoutes()
-		extra := rt("extra", config.Match{Host: extraHost, PathPrefix: extraPrefix, Headers: map[string]string{"X-A": hv}})
+		extra := rt("extra", Conditions{Host: extraHost, PathPrefix: extraPrefix, Headers: map[string]string{"X-A": hv}})
 		if _, err := New(append(slices.Clone(routes), extra), handlersFor(append(routes, extra))); err == nil {
 			routes = append(routes, extra)
 		}
@@ -717,7 +716,7 @@ func FuzzMatch(f *testing.F) {
 			URL:    &url.URL{Path: p},
 			Header: http.Header{"X-A": {hv}, "X-B": {"2"}},
 		}
-		got, ok := tb.Match(r)
+		got, ok := tb.Match(ViewOf(r))
 		want, wantOK := oracle(routes, r)
 		switch {
 		case ok != wantOK:
@@ -730,21 +729,21 @@ func FuzzMatch(f *testing.F) {
 
 // benchRoutes builds n routes: hosts svc0..svc9.example.com, each with
 // path prefixes /api/v<k>, some with methods, plus wildcards and a default.
-func benchRoutes(n int) []config.Route {
-	var routes []config.Route
+func benchRoutes(n int) []Spec {
+	var routes []Spec
 	for i := 0; len(routes) < n-2; i++ {
-		m := config.Match{
+		m := Conditions{
 			Host:       fmt.Sprintf("svc%d.example.com", i%10),
 			PathPrefix: fmt.Sprintf("/api/v%d", i/10),
 		}
 		if i%3 == 0 {
 			m.Methods = []string{"GET"}
 		}
-		routes = append(routes, config.Route{Name: fmt.Sprintf("r%d", i), Upstream: "u", Match: m})
+		routes = append(routes, Spec{Name: fmt.Sprintf("r%d", i), Upstream: "u", Match: m})
 	}
 	routes = append(routes,
-		config.Route{Name: "wild", Upstream: "u", Match: config.Match{Host: "*.example.com"}},
-		config.Route{Name: "default", Upstream: "u"},
+		Spec{Name: "wild", Upstream: "u", Match: Conditions{Host: "*.example.com"}},
+		Spec{Name: "default", Upstream: "u"},
 	)
 	return routes
 }
@@ -756,7 +755,7 @@ func BenchmarkMatch(b *testing.B) {
 			r := req{host: "svc7.example.com:8080", target: "/api/v3/users/42"}.build()
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, ok := tb.Match(r); !ok {
+				if _, ok := tb.Match(ViewOf(r)); !ok {
 					b.Fatal("no match")
 				}
 			}
@@ -776,7 +775,7 @@ func TestMatchDoesNotAllocate(t *testing.T) {
 		{host: "nowhere.org", target: "/api"},
 	} {
 		r := q.build()
-		if a := testing.AllocsPerRun(1000, func() { tb.Match(r) }); a != 0 {
+		if a := testing.AllocsPerRun(1000, func() { tb.Match(ViewOf(r)) }); a != 0 {
 			t.Errorf("Match(%s%s) allocates %.1f times, want 0", q.host, q.target, a)
 		}
 	}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/netip"
 	"runtime/debug"
 	"sort"
 	"sync"
@@ -14,7 +13,9 @@ import (
 
 	"github.com/handoff-proxy/handoff/pkg/accesslog"
 	"github.com/handoff-proxy/handoff/pkg/balance"
+	"github.com/handoff-proxy/handoff/pkg/clientip"
 	"github.com/handoff-proxy/handoff/pkg/config"
+	"github.com/handoff-proxy/handoff/pkg/health"
 	"github.com/handoff-proxy/handoff/pkg/metrics"
 	"github.com/handoff-proxy/handoff/pkg/proxy"
 	"github.com/handoff-proxy/handoff/pkg/route"
@@ -34,6 +35,9 @@ type generation struct {
 	log     *slog.Logger
 	handler http.Handler
 	pools   []*upstream.Pool
+	// checkers judge the targets' health, one per upstream; they own
+	// the probes and shared-verdict subscriptions.
+	checkers []*health.Checker
 
 	// refs counts requests being served on this generation; once retired
 	// and back at zero, idle is closed and the server closes it.
@@ -62,7 +66,7 @@ type buildDeps struct {
 
 // newGeneration builds the handlers of cfg without starting anything.
 func newGeneration(cfg *config.Config, d buildDeps) (*generation, error) {
-	trusted, err := parsePrefixes(cfg.TrustedProxies)
+	trusted, err := clientip.ParsePrefixes(cfg.TrustedProxies)
 	if err != nil {
 		return nil, err
 	}
@@ -76,24 +80,24 @@ func newGeneration(cfg *config.Config, d buildDeps) (*generation, error) {
 	sort.Strings(names)
 	handlers := make(map[string]http.Handler, len(names))
 	pools := make([]*upstream.Pool, 0, len(names))
+	var checkers []*health.Checker
 	for _, name := range names {
-		pool, err := d.registry.NewPool(name, cfg.Upstreams[name])
+		up := cfg.Upstreams[name]
+		pool, err := d.registry.NewPool(name, proxy.PoolSpec(up))
 		if err != nil {
 			return nil, err
 		}
-		sel, err := balance.New(pool, balance.Options{TrustedClientIP: func(r *http.Request) string {
-			ip := proxy.ClientIP(r, trusted)
-			if !ip.IsValid() {
-				return ""
-			}
-			return ip.String()
-		}})
+		sel, err := balance.New(pool, up.Strategy, up.HashKey, balance.Options{})
 		if err != nil {
 			return nil, fmt.Errorf("upstream %q: %w", name, err)
 		}
+		hc := health.New(health.Options{FailTimeout: up.FailTimeout, Now: d.now})
+		checkers = append(checkers, hc)
 		h, err := proxy.New(proxy.Options{
 			Pool:           pool,
+			Upstream:       up,
 			Selector:       sel,
+			Health:         hc,
 			Transports:     d.tports,
 			TrustedProxies: trusted,
 			Logger:         d.log,
@@ -108,11 +112,11 @@ func newGeneration(cfg *config.Config, d buildDeps) (*generation, error) {
 		handlers[name] = h
 		pools = append(pools, pool)
 	}
-	table, err := route.New(cfg.Routes, handlers)
+	table, err := route.New(routeSpecs(cfg.Routes), handlers)
 	if err != nil {
 		return nil, fmt.Errorf("build routes: %w", err)
 	}
-	g := &generation{cfg: cfg, log: d.log, pools: pools, idle: make(chan struct{})}
+	g := &generation{cfg: cfg, log: d.log, pools: pools, checkers: checkers, idle: make(chan struct{})}
 	g.handler = g.chain(table, d, cfg)
 	return g, nil
 }
@@ -128,20 +132,15 @@ func (g *generation) chain(h http.Handler, d buildDeps, cfg *config.Config) http
 	return h
 }
 
-func parsePrefixes(list []string) ([]netip.Prefix, error) {
-	out := make([]netip.Prefix, 0, len(list))
-	for _, s := range list {
-		if p, err := netip.ParsePrefix(s); err == nil {
-			out = append(out, p.Masked())
-			continue
-		}
-		a, err := netip.ParseAddr(s)
-		if err != nil {
-			return nil, fmt.Errorf("trusted_proxies: %q is neither a CIDR nor an IP", s)
-		}
-		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+// routeSpecs converts the configured routes for package route.
+func routeSpecs(rs []config.Route) []route.Spec {
+	out := make([]route.Spec, len(rs))
+	for i, r := range rs {
+		out[i] = route.Spec{Name: r.Name, Upstream: r.Upstream, Match: route.Conditions{
+			Host: r.Match.Host, PathPrefix: r.Match.PathPrefix, Methods: r.Match.Methods, Headers: r.Match.Headers,
+		}}
 	}
-	return out, nil
+	return out
 }
 
 // Start launches the generation's background work under ctx. It returns
@@ -150,6 +149,11 @@ func parsePrefixes(list []string) ([]netip.Prefix, error) {
 // what the others know.
 func (g *generation) Start(ctx context.Context) error {
 	g.ctx, g.cancel = context.WithCancel(ctx)
+	for _, c := range g.checkers {
+		if err := c.Start(g.ctx); err != nil {
+			return fmt.Errorf("start health checks: %w", err)
+		}
+	}
 	return nil
 }
 
@@ -159,6 +163,9 @@ func (g *generation) Close() {
 	g.closed.Do(func() {
 		if g.cancel != nil {
 			g.cancel()
+		}
+		for _, c := range g.checkers {
+			_ = c.Close()
 		}
 		g.wg.Wait()
 	})

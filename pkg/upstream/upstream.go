@@ -1,7 +1,8 @@
 // Package upstream owns targets and pools: the immutable description of a
 // backend (address, scheme, weight) and its runtime state (in-flight
-// requests, passive ejection, counters), kept apart so that state survives a
-// config reload. State is keyed by address in a Registry.
+// requests, ejection, counters), kept apart so that state survives a
+// config reload. State is keyed by address in a Registry; the ejection is
+// written only by package health.
 //
 // It does not know how a target is chosen (package balance) or how a
 // request is forwarded (package proxy).
@@ -10,13 +11,13 @@ package upstream
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/handoff-proxy/handoff/pkg/config"
 )
 
 // Schemes a target may use.
@@ -27,7 +28,12 @@ const (
 )
 
 // ParseAddress turns a configured target address into a URL with scheme and
-// host:port. A bare "host:port" is plain HTTP; "https://host" gets port 443.
+// host:port. A bare "host:port" is plain HTTP; "https://host" gets port
+// 443, "http://host" port 80. The scheme is http, https or h2c; the host
+// an IP literal or a host name (RFC 1123 §2.1 labels, '_' accepted); the
+// port a number from 1 to 65535; nothing else (no path other than "/", no
+// query, fragment or user). Config validation calls it too, so its
+// messages are written for users.
 func ParseAddress(addr string) (*url.URL, error) {
 	if addr == "" {
 		return nil, fmt.Errorf("empty address")
@@ -38,28 +44,81 @@ func ParseAddress(addr string) (*url.URL, error) {
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
-		return nil, fmt.Errorf("parse address %q: %w", addr, err)
+		return nil, fmt.Errorf("%q is not host:port or scheme://host[:port]", addr)
 	}
 	switch u.Scheme {
 	case SchemeHTTP, SchemeHTTPS, SchemeH2C:
 	default:
-		return nil, fmt.Errorf("address %q: scheme %q not one of http, https, h2c", addr, u.Scheme)
+		return nil, fmt.Errorf("%q: scheme %q is not allowed (allowed: %s, %s, %s)", addr, u.Scheme, SchemeHTTP, SchemeHTTPS, SchemeH2C)
 	}
-	if u.Host == "" || u.Hostname() == "" {
-		return nil, fmt.Errorf("address %q: no host", addr)
+	if u.User != nil || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || (u.Path != "" && u.Path != "/") || u.Opaque != "" {
+		return nil, fmt.Errorf("%q: only scheme://host[:port] is allowed (no path, query or user)", addr)
 	}
-	if u.User != nil || u.RawQuery != "" || u.Fragment != "" || (u.Path != "" && u.Path != "/") {
-		return nil, fmt.Errorf("address %q: only scheme://host[:port] is allowed", addr)
+	host := u.Hostname()
+	if u.Host == "" || host == "" {
+		return nil, fmt.Errorf("%q: no host", addr)
 	}
-	if u.Port() == "" {
-		port := "80"
+	if _, err := netip.ParseAddr(host); err != nil {
+		if strings.HasPrefix(u.Host, "[") {
+			return nil, fmt.Errorf("%q: %q is not an IPv6 address", addr, host)
+		}
+		if err := checkHostName(host); err != nil {
+			return nil, fmt.Errorf("%q: host: %w", addr, err)
+		}
+	}
+	port := u.Port()
+	switch {
+	case port == "" && strings.HasSuffix(u.Host, ":"):
+		return nil, fmt.Errorf("%q: empty port", addr)
+	case port == "":
+		port = "80"
 		if u.Scheme == SchemeHTTPS {
 			port = "443"
 		}
-		u.Host = net.JoinHostPort(u.Hostname(), port)
+		u.Host = net.JoinHostPort(host, port)
+	}
+	if p, err := strconv.ParseUint(port, 10, 16); err != nil || p == 0 {
+		return nil, fmt.Errorf("%q: port %q is not a number from 1 to 65535", addr, port)
 	}
 	u.Path = ""
 	return u, nil
+}
+
+// Canonical returns the normalized "scheme://host:port" of a URL from
+// ParseAddress: host names lower case, IP addresses in their canonical
+// form. Two addresses with the same canonical form are the same target.
+func Canonical(u *url.URL) string {
+	host := u.Hostname()
+	if ip, err := netip.ParseAddr(host); err == nil {
+		host = ip.String()
+	}
+	return u.Scheme + "://" + net.JoinHostPort(strings.ToLower(host), u.Port())
+}
+
+// checkHostName checks a host name (RFC 1123 §2.1 labels; '_' is accepted
+// because it occurs in real names).
+func checkHostName(name string) error {
+	n := strings.TrimSuffix(name, ".")
+	if n == "" {
+		return fmt.Errorf("%q: empty host name", name)
+	}
+	if len(n) > 253 {
+		return fmt.Errorf("%q: host name longer than 253 bytes", name)
+	}
+	for label := range strings.SplitSeq(n, ".") {
+		if label == "" || len(label) > 63 {
+			return fmt.Errorf("%q: each label must have 1 to 63 characters", name)
+		}
+		if label[0] == '-' || label[len(label)-1] == '-' {
+			return fmt.Errorf("%q: a label must not start or end with '-'", name)
+		}
+		for _, r := range label {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+				return fmt.Errorf("%q: %q is not allowed in a host name", name, r)
+			}
+		}
+	}
+	return nil
 }
 
 // State is the runtime state of one target address. All fields are atomic:
@@ -101,13 +160,14 @@ func (t *Target) Available(now time.Time) bool {
 	return now.UnixNano() >= t.state.downUntil.Load()
 }
 
-// MarkFailed ejects the target until now+d after a connection failure.
+// MarkFailed ejects the target until now+d after a failure and counts the
+// failure. Only package health, which owns the verdicts, calls it.
 func (t *Target) MarkFailed(now time.Time, d time.Duration) {
 	t.state.failures.Add(1)
 	t.state.downUntil.Store(now.Add(d).UnixNano())
 }
 
-// MarkUp clears an ejection.
+// MarkUp clears an ejection. Only package health calls it.
 func (t *Target) MarkUp() { t.state.downUntil.Store(0) }
 
 // Snapshot is a point-in-time view of a target for the admin API.
@@ -137,11 +197,29 @@ func (t *Target) Snapshot(now time.Time) Snapshot {
 	return s
 }
 
-// Pool is a named, immutable list of targets with the config that built it.
+// TargetSpec describes one target to build: its configured address (see
+// ParseAddress) and weight (zero or less means 1).
+type TargetSpec struct {
+	Address string
+	Weight  int
+}
+
+// PoolSpec describes a pool to build.
+type PoolSpec struct {
+	// Strategy names how the pool is balanced, as configured; package
+	// balance interprets it, the pool only carries it for reports (the
+	// admin API). Empty means the default strategy.
+	Strategy string
+	// Targets of the pool.
+	Targets []TargetSpec
+}
+
+// Pool is a named, immutable list of targets.
 type Pool struct {
-	Name    string
-	Config  config.Upstream
-	Targets []*Target
+	Name string
+	// Strategy is PoolSpec.Strategy, for reports.
+	Strategy string
+	Targets  []*Target
 }
 
 // Healthy counts the targets available at now.
@@ -168,10 +246,10 @@ func NewRegistry() *Registry {
 	return &Registry{states: make(map[string]*State)}
 }
 
-// NewPool builds a pool from config, reusing the state of known addresses.
-func (r *Registry) NewPool(name string, cfg config.Upstream) (*Pool, error) {
-	p := &Pool{Name: name, Config: cfg}
-	for i, tc := range cfg.Targets {
+// NewPool builds a pool from spec, reusing the state of known addresses.
+func (r *Registry) NewPool(name string, spec PoolSpec) (*Pool, error) {
+	p := &Pool{Name: name, Strategy: spec.Strategy}
+	for i, tc := range spec.Targets {
 		u, err := ParseAddress(tc.Address)
 		if err != nil {
 			return nil, fmt.Errorf("upstream %q target %d: %w", name, i, err)

@@ -6,8 +6,6 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
-
-	"github.com/handoff-proxy/handoff/pkg/config"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -25,6 +23,10 @@ func TestParseAddress(t *testing.T) {
 		{name: "ipv6 https default port", in: "https://[::1]", want: "https://[::1]:443"},
 		{name: "trailing slash allowed", in: "http://a:1/", want: "http://a:1"},
 		{name: "empty", in: "", wantErr: "empty"},
+		{name: "bad host name", in: "bad!host:80", wantErr: "not allowed in a host name"},
+		{name: "port zero", in: "a:0", wantErr: "from 1 to 65535"},
+		{name: "port range", in: "a:65536", wantErr: "from 1 to 65535"},
+		{name: "empty port", in: "http://a:", wantErr: "empty port"},
 		{name: "bad scheme", in: "ftp://a:1", wantErr: "scheme"},
 		{name: "path", in: "http://a:1/x", wantErr: "only scheme://host"},
 		{name: "query", in: "http://a:1?x=1", wantErr: "only scheme://host"},
@@ -70,11 +72,11 @@ func FuzzParseAddress(f *testing.F) {
 
 func pool(t *testing.T, r *Registry, addrs ...string) *Pool {
 	t.Helper()
-	cfg := config.Upstream{}
+	var spec PoolSpec
 	for _, a := range addrs {
-		cfg.Targets = append(cfg.Targets, config.Target{Address: a})
+		spec.Targets = append(spec.Targets, TargetSpec{Address: a})
 	}
-	p, err := r.NewPool("web", cfg)
+	p, err := r.NewPool("web", spec)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +124,7 @@ func TestStateSurvivesReload(t *testing.T) {
 }
 
 func TestNewPoolRejectsBadAddress(t *testing.T) {
-	_, err := NewRegistry().NewPool("web", config.Upstream{Targets: []config.Target{{Address: "ftp://x:1"}}})
+	_, err := NewRegistry().NewPool("web", PoolSpec{Targets: []TargetSpec{{Address: "ftp://x:1"}}})
 	if err == nil || !strings.Contains(err.Error(), `upstream "web" target 0`) {
 		t.Fatalf("err = %v", err)
 	}
