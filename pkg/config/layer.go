@@ -23,7 +23,7 @@ type layer struct {
 	// keySources maps keys to their own source (env and flags: one
 	// variable or flag per key). Nil means every key comes from name.
 	keySources map[string]string
-	// lines maps keys to their line in a YAML file.
+	// lines maps keys to their line in a YAML or JSON file.
 	lines map[string]int
 	// appendLists reports whether the layer's top-level listeners and
 	// routes are appended to the lower layers' (drop-ins).
@@ -53,7 +53,7 @@ func (l *layer) sourceOf(key string) string {
 }
 
 // lineOf returns the line of key, or of its nearest ancestor, in the
-// layer's YAML file; zero when unknown.
+// layer's file; zero when unknown.
 func (l *layer) lineOf(key string) int {
 	for p := key; p != ""; p = parentKey(p) {
 		if n, ok := l.lines[p]; ok {

@@ -88,19 +88,21 @@ func listDropIns(dir string) (files []string, warns, errs []*Error) {
 	return files, warns, errs
 }
 
-// parserFor picks a koanf parser by file extension; YAML is the default.
-func parserFor(path string) (p koanf.Parser, isYAML bool) {
+// parserFor picks a koanf parser by file extension, and the function
+// that maps the file's keys to lines (nil when there is none); YAML is
+// the default.
+func parserFor(path string) (koanf.Parser, func([]byte) map[string]int) {
 	switch strings.ToLower(filepath.Ext(path)) {
 	case ".toml":
-		return ktoml.Parser(), false
+		return ktoml.Parser(), nil
 	case ".json":
-		return kjson.Parser(), false
+		return kjson.Parser(), jsonLines
 	}
-	return kyaml.Parser(), true
+	return kyaml.Parser(), yamlLines
 }
 
 // rawBytes is a koanf.Provider of bytes already read, so that the file is
-// read once for both koanf and the YAML line map.
+// read once for both koanf and the line map.
 type rawBytes []byte
 
 func (b rawBytes) ReadBytes() ([]byte, error) { return b, nil }
@@ -120,14 +122,14 @@ func readFile(path string, dropIn bool) (*layer, []*Error) {
 
 // parseFile parses and checks the content b of the file path.
 func parseFile(path string, b []byte, dropIn bool) (*layer, []*Error) {
-	p, isYAML := parserFor(path)
+	p, lines := parserFor(path)
 	k := koanf.New(".")
 	if err := k.Load(rawBytes(b), p); err != nil {
 		return nil, []*Error{syntaxError(path, b, err)}
 	}
 	l := &layer{name: path, appendLists: dropIn}
-	if isYAML {
-		l.lines = yamlLines(b)
+	if lines != nil {
+		l.lines = lines(b)
 	}
 	var c checker
 	l.values, _ = c.check("", k.Raw(), configType).(map[string]any)

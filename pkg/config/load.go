@@ -64,10 +64,11 @@ type LoadOptions struct {
 	// single socket named "" or "unknown" counts as "http".
 	ActivatedNames []string
 	// AssumeActivated reports whether to validate as if systemd passed a
-	// socket for every listener without an address (and "http" when no
-	// listener is configured): for `handoff check` and `handoff config`,
-	// which run outside the service. False (the default) checks against
-	// ActivatedNames.
+	// socket for every configured listener without an address: for
+	// `handoff check` and `handoff config`, which run outside the service.
+	// It does not add the "http" listener that a passed socket adds when
+	// no listener is configured (serve would not have one either). False
+	// (the default) checks against ActivatedNames only.
 	AssumeActivated bool
 }
 
@@ -107,57 +108,25 @@ func activatedNames(names []string, quick bool) []string {
 
 // Load reads every layer, merges them, fills in defaults and validates
 // the result. On any problem it returns nil and an Errors holding every
-// problem found: all of the layers' unknown keys, type and syntax errors
-// at once, or else all validation errors. Each problem names its file
-// (and line, for YAML), variable or flag.
+// problem found, sorted by source, line and key: the layers' unknown keys
+// and type errors together with the validation errors of everything else
+// (a value that was rejected is left out of the merge, and validation
+// problems at or below its key are not reported twice). A file that cannot
+// be read or parsed stops Load before validation, since what it would have
+// said is unknown. Each problem names its file (and line, for YAML and
+// JSON), variable or flag.
 func Load(opts LoadOptions) (*Loaded, error) {
-	var (
-		layers []*layer
-		files  []string
-		errs   Errors
-		warns  Errors
-	)
-	file, fileErr := mainFile(opts)
-	if fileErr != nil {
-		errs = append(errs, fileErr)
+	in := readLayers(opts)
+	if !in.complete {
+		sortErrors(in.errs)
+		return nil, in.errs
 	}
-	if file != "" {
-		l, es := readFile(file, false)
-		errs = append(errs, es...)
-		if l != nil {
-			layers = append(layers, l)
-			files = append(files, file)
-		}
-		dropIns, ws, es := listDropIns(filepath.Join(filepath.Dir(file), DropInDir))
-		errs = append(errs, es...)
-		warns = append(warns, ws...)
-		for _, path := range dropIns {
-			l, es := readFile(path, true)
-			errs = append(errs, es...)
-			if l != nil {
-				layers = append(layers, l)
-				files = append(files, path)
-			}
-		}
-	}
-	el, es := envLayer(opts.Env)
-	errs = append(errs, es...)
-	layers = append(layers, el)
-	fl, es := flagsLayer(opts.Overrides)
-	errs = append(errs, es...)
-	layers = append(layers, fl)
-	if len(errs) > 0 {
-		sortErrors(errs)
-		return nil, errs
-	}
-
-	cfg, origins, err := merge(layers)
+	cfg, origins, err := merge(in.layers)
 	if err != nil {
 		return nil, Errors{{Msg: "decode merged config: " + err.Error(), Err: err}}
 	}
 	activated := activatedNames(opts.ActivatedNames, len(opts.Overrides.Backends) > 0)
 	if opts.AssumeActivated {
-		activated = append(activated, QuickListener)
 		for _, l := range cfg.Listeners {
 			if l.Address == "" {
 				activated = append(activated, l.Name)
@@ -166,20 +135,23 @@ func Load(opts LoadOptions) (*Loaded, error) {
 	}
 	if len(cfg.Listeners) == 0 && slices.Contains(activated, QuickListener) {
 		cfg.Listeners = []Listener{{Name: QuickListener}}
-		origins.record(&layer{name: "systemd LISTEN_FDNAMES"}, len(layers), set{key: "listeners[0].name"}, nil)
+		origins.record(&layer{name: "systemd LISTEN_FDNAMES"}, len(in.layers), set{key: "listeners[0].name"}, nil)
 	}
 	cfg.ApplyDefaults()
 
-	var v validator
-	v.activated = activated
+	v := validator{activated: activated}
 	v.config(cfg)
-	if len(v.errs.errs) > 0 {
-		origins.locate(v.errs.errs)
-		sortErrors(v.errs.errs)
-		return nil, v.errs.errs
+	if e := missingRoutes(cfg, in); e != nil {
+		v.errs.errs = append(v.errs.errs, e)
+	}
+	origins.locate(v.errs.errs)
+	errs := append(in.errs, notHiding(v.errs.errs, in.errs)...)
+	if len(errs) > 0 {
+		sortErrors(errs)
+		return nil, errs
 	}
 	origins.locate(v.warns.errs)
-	warns = append(warns, v.warns.errs...)
+	warns := append(in.warns, v.warns.errs...)
 	sortErrors(warns)
 	if len(warns) == 0 {
 		warns = nil
@@ -193,5 +165,97 @@ func Load(opts LoadOptions) (*Loaded, error) {
 		}
 		sources[key] = src
 	})
-	return &Loaded{Config: cfg, Files: files, Sources: sources, Warnings: warns}, nil
+	return &Loaded{Config: cfg, Files: in.files, Sources: sources, Warnings: warns}, nil
+}
+
+// input is every layer Load read, lowest first, and what went wrong.
+type input struct {
+	layers      []*layer
+	files       []string
+	errs, warns Errors
+	// complete reports whether every file was read and parsed: only then
+	// is the merged config worth validating.
+	complete bool
+}
+
+// readLayers reads the main file, its drop-ins, the environment and the
+// flags, each checked against the schema on its own.
+func readLayers(opts LoadOptions) input {
+	in := input{complete: true}
+	file, fileErr := mainFile(opts)
+	if fileErr != nil {
+		in.errs = append(in.errs, fileErr)
+		in.complete = false
+	}
+	addFile := func(path string, dropIn bool) {
+		l, es := readFile(path, dropIn)
+		in.errs = append(in.errs, es...)
+		if l == nil {
+			in.complete = false
+			return
+		}
+		in.layers = append(in.layers, l)
+		in.files = append(in.files, path)
+	}
+	if file != "" {
+		addFile(file, false)
+		dropIns, ws, es := listDropIns(filepath.Join(filepath.Dir(file), DropInDir))
+		in.errs = append(in.errs, es...)
+		in.warns = append(in.warns, ws...)
+		if len(es) > 0 {
+			in.complete = false
+		}
+		for _, path := range dropIns {
+			addFile(path, true)
+		}
+	}
+	el, es := envLayer(opts.Env)
+	in.errs = append(in.errs, es...)
+	in.layers = append(in.layers, el)
+	fl, es := flagsLayer(opts.Overrides)
+	in.errs = append(in.errs, es...)
+	in.layers = append(in.layers, fl)
+	return in
+}
+
+// notHiding returns the validation problems that are not at or below the
+// key of a problem a layer already reported: a rejected value is left
+// out of the merge, so "required" or "at least one" about it would only
+// repeat the first problem.
+func notHiding(valErrs, layerErrs Errors) Errors {
+	var out Errors
+	for _, e := range valErrs {
+		if !slices.ContainsFunc(layerErrs, func(le *Error) bool {
+			return le.Key != "" && underKey(e.Key, le.Key)
+		}) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// missingRoutes reports a config that has listeners but no routes, when
+// no layer said "routes: []": every request would be answered 404, which
+// is what a file cut off while it was being written looks like (its
+// listeners and admin sections came through, its routes did not). A
+// reload of such a file is refused like any other invalid config.
+func missingRoutes(cfg *Config, in input) *Error {
+	if len(cfg.Listeners) == 0 || len(cfg.Routes) > 0 {
+		return nil
+	}
+	for _, l := range in.layers {
+		for _, s := range l.sets {
+			if s.key == "routes" && s.list {
+				return nil
+			}
+		}
+	}
+	e := &Error{Key: "routes", Msg: "no routes: every request would get 404; write `routes: []` if that is meant"}
+	for _, l := range in.layers { // the main file, else the flag or variable that gave listeners
+		if len(in.files) > 0 && l.name == in.files[0] || slices.ContainsFunc(l.sets, func(s set) bool { return s.key == "listeners" }) {
+			e.Source = l.sourceOf("listeners")
+			break
+		}
+	}
+	return e
 }
