@@ -25,7 +25,7 @@ import (
 const adminFDName = "admin"
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, env []string) error {
-	g := newGlobalFlags("serve", stderr)
+	g := newGlobalFlags("serve", usageText, stderr)
 	if err := g.parse(args); err != nil {
 		return helpOr(err, stdout, g)
 	}
@@ -39,11 +39,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, env 
 	// sd_listen_fds(3): the names of the sockets systemd (or an upgrading
 	// parent) passed decide which listeners may go without an address, so
 	// read them before loading the config; take the sockets after.
-	passed, err := activation.PassedNames(actEnv)
+	opts, err := g.loadOptions(env)
 	if err != nil {
-		return fmt.Errorf("socket activation: %w", err)
+		return err
 	}
-	opts := g.loadOptions(configEnv(env), passed)
+	passed := opts.ActivatedNames
 	load := func() (*config.Config, error) {
 		loaded, err := config.Load(opts)
 		if err != nil {
