@@ -11,7 +11,7 @@ import (
 func TestLoadReportsLayerAndValueErrorsTogether(t *testing.T) {
 	const bad = "upstreams:\n  web:\n    strategy: no_such_strategy\n    targets: [{address: \"127.0.0.1:1\"}]\nbogus_key: 1\n"
 	tests := []struct {
-		name, file, content string
+		name, file, content     string
 		strategyLine, bogusLine int
 	}{
 		{name: "yaml", file: "bad.yaml", content: bad, strategyLine: 3, bogusLine: 5},

@@ -575,8 +575,8 @@ func TestLoadQuickMode(t *testing.T) {
 			wantError: []string{"", "listeners", "no listeners: give -l or configure listeners"},
 		},
 		{
-			name:      "strategy without backends",
-			opts:      LoadOptions{Overrides: Overrides{Listen: []string{"127.0.0.1:0"}, Strategy: "hash"}},
+			name: "strategy without backends",
+			opts: LoadOptions{Overrides: Overrides{Listen: []string{"127.0.0.1:0"}, Strategy: "hash"}},
 			// Reported together with the consequence: -l alone has no
 			// routes.
 			wantError: []string{"flag --strategy", "", "needs --backend", "flag --listen", "routes", "no routes: every request would get 404"},
