@@ -14,8 +14,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/spf13/pflag"
-
 	"github.com/handoff-proxy/handoff/pkg/config"
 	"github.com/handoff-proxy/handoff/pkg/server"
 	"github.com/handoff-proxy/handoff/pkg/upgrade"
@@ -91,7 +89,10 @@ func adminAddr(g *globalFlags, env []string) string {
 	if g.admin != "" {
 		return g.admin
 	}
-	opts := g.loadOptions(configEnv(env), nil)
+	opts, err := g.loadOptions(env)
+	if err != nil {
+		return config.Default().Admin.Listen
+	}
 	opts.AssumeActivated = true
 	if loaded, err := config.Load(opts); err == nil {
 		return loaded.Config.Admin.Listen
@@ -209,16 +210,14 @@ type target struct {
 // [--admin ADDR] [-c PATH] [--timeout D] [PID]. A nil target with a nil
 // error means help was printed.
 func parseTarget(ctx context.Context, name string, timeout time.Duration, args []string, stdout, stderr io.Writer, env []string) (*target, error) {
-	g := newGlobalFlags(name, stderr)
+	usage := reloadUsage
+	if name == "upgrade" {
+		usage = upgradeUsage
+	}
+	g := newTargetFlags(name, usage, stderr)
 	d := g.fs.Duration("timeout", timeout, "how long to wait for the outcome")
 	if err := g.parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			fmt.Fprintf(stdout, "Usage: handoff %s [--admin ADDR] [-c PATH] [PID]\n", name)
-			g.fs.SetOutput(stdout)
-			g.fs.PrintDefaults()
-			return nil, nil
-		}
-		return nil, err
+		return nil, helpOr(err, stdout, g)
 	}
 	pid, err := pidArg(g)
 	if err != nil {

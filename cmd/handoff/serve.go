@@ -25,7 +25,7 @@ import (
 const adminFDName = "admin"
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, env []string) error {
-	g := newGlobalFlags("serve", stderr)
+	g := newGlobalFlags("serve", usageText, stderr)
 	if err := g.parse(args); err != nil {
 		return helpOr(err, stdout, g)
 	}
@@ -34,22 +34,14 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, env 
 	}
 	getenv := envLookup(env)
 	actEnv := activation.Env{Getenv: getenv}
-	quick := len(g.backends) > 0
 
 	// sd_listen_fds(3): the names of the sockets systemd (or an upgrading
 	// parent) passed decide which listeners may go without an address, so
-	// read them before loading the config; take the sockets after.
-	passed, err := activation.PassedNames(actEnv)
+	// loadOptions reads them before the config is loaded; the sockets are
+	// taken after.
+	opts, err := g.loadOptions(env)
 	if err != nil {
-		return fmt.Errorf("socket activation: %w", err)
-	}
-	opts := g.loadOptions(configEnv(env), passed)
-	load := func() (*config.Config, error) {
-		loaded, err := config.Load(opts)
-		if err != nil {
-			return nil, err
-		}
-		return loaded.Config, nil
+		return err
 	}
 	loaded, err := config.Load(opts)
 	if err != nil {
@@ -64,6 +56,137 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, env 
 		logger.Warn("config", "warning", w.Error())
 	}
 
+	set, err := listen(ctx, cfg, opts.ActivatedNames, len(g.backends) > 0, actEnv, logger)
+	if err != nil {
+		return err
+	}
+	defer set.Close()
+	listeners := make(map[string]net.Listener, len(cfg.Listeners))
+	for _, l := range cfg.Listeners {
+		listeners[l.Name] = set.Listener(l.Name)
+	}
+
+	notifier, err := activation.NewNotifier(activation.NotifierOptions{Env: actEnv})
+	if err != nil {
+		logger.Warn("sd_notify unavailable", "error", err)
+	}
+	srv, err := newServer(serverParts{
+		cfg: cfg, opts: opts, set: set, listeners: listeners, notifier: notifier,
+		logger: logger, getenv: getenv, args: args, env: env,
+	})
+	if err != nil {
+		return err
+	}
+
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	loopCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	// Registered before READY=1, so that an early SIGHUP reloads rather
+	// than kills (its default action).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	usr2 := make(chan os.Signal, 1)
+	signal.Notify(usr2, syscall.SIGUSR2)
+	defer signal.Stop(usr2)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		handleSignals(loopCtx, hup, usr2, srv, logger)
+	}()
+
+	defer startWatchdog(actEnv, notifier, srv, logger)()
+
+	err = srv.Run(ctx)
+	cancel()
+	return err
+}
+
+// serverParts is what newServer wires together.
+type serverParts struct {
+	cfg       *config.Config
+	opts      config.LoadOptions // to load the config again on reload
+	set       *activation.Set
+	listeners map[string]net.Listener
+	notifier  *activation.Notifier
+	logger    *slog.Logger
+	getenv    func(string) string
+	args, env []string // the command line and environment, for an upgrade
+}
+
+// newServer builds the server with the reload, upgrade and readiness hooks
+// of a real process.
+func newServer(p serverParts) (*server.Server, error) {
+	var readyLines []string
+	if upgrade.StartedByUpgrade(p.getenv) {
+		// systemd.service(5): with NotifyAccess=all, MAINPID= moves the
+		// service's main process to us.
+		readyLines = append(readyLines, fmt.Sprintf("MAINPID=%d", os.Getpid()))
+	}
+	return server.New(server.Options{
+		Config: p.cfg,
+		Load: func() (*config.Config, error) {
+			loaded, err := config.Load(p.opts)
+			if err != nil {
+				return nil, err
+			}
+			return loaded.Config, nil
+		},
+		Listeners:  p.listeners,
+		Admin:      p.set.Listener(adminFDName),
+		Notifier:   p.notifier,
+		Logger:     p.logger,
+		Version:    version,
+		ReadyLines: readyLines,
+		OnReady: func() {
+			if err := upgrade.SignalReady(p.getenv); err != nil {
+				p.logger.Error("upgrade: tell the old process we are ready", "error", err)
+			}
+			storeListeners(p.set, p.notifier, p.logger)
+		},
+		Upgrade: func(ctx context.Context) (int, error) {
+			files, err := p.set.Files()
+			if err != nil {
+				return 0, fmt.Errorf("duplicate listeners: %w", err)
+			}
+			defer closeFiles(files)
+			return upgrade.Start(ctx, upgrade.Options{
+				Args:    append([]string{"serve"}, p.args...),
+				Environ: p.env,
+				Files:   files,
+				Logger:  p.logger,
+			})
+		},
+		BinaryReplaced: func() (bool, error) { return upgrade.BinaryReplaced(0) },
+	})
+}
+
+// startWatchdog pings systemd's watchdog at half WATCHDOG_USEC while the
+// main loop answers (sd_watchdog_enabled(3)), and returns what stops it.
+func startWatchdog(env activation.Env, n *activation.Notifier, srv *server.Server, logger *slog.Logger) (stop func()) {
+	wd, err := activation.NewWatchdog(activation.WatchdogOptions{
+		Env:     env,
+		Pinger:  n,
+		Healthy: srv.Healthy,
+		Logger:  logger,
+	})
+	if err != nil {
+		logger.Warn("watchdog disabled", "error", err)
+		return func() {}
+	}
+	if !wd.Enabled() {
+		return func() {}
+	}
+	wd.Start()
+	return func() { wd.Close() }
+}
+
+// listen takes the sockets systemd (or an upgrading parent) passed and
+// binds the others: every listener of cfg, and the admin API's when it is
+// on or systemd passed one. passed are the names systemd passed; quick
+// reports whether --backend was given.
+func listen(ctx context.Context, cfg *config.Config, passed []string, quick bool, env activation.Env, logger *slog.Logger) (*activation.Set, error) {
 	wants := make([]activation.Want, 0, len(cfg.Listeners)+1)
 	for _, l := range cfg.Listeners {
 		wants = append(wants, activation.Want{Name: l.Name, Address: l.Address})
@@ -78,7 +201,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, env 
 	lopts := activation.Options{
 		// The real process environment: Listen unsets LISTEN_* so
 		// that children do not inherit them.
-		Env:    activation.Env{Getenv: getenv},
+		Env:    env,
 		Logger: logger,
 	}
 	if quick {
@@ -87,116 +210,37 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, env 
 	}
 	set, err := activation.Listen(ctx, lopts, wants)
 	if err != nil {
-		return fmt.Errorf("listeners: %w", err)
+		return nil, fmt.Errorf("listeners: %w", err)
 	}
-	defer set.Close()
-	listeners := make(map[string]net.Listener, len(cfg.Listeners))
-	for _, l := range cfg.Listeners {
-		listeners[l.Name] = set.Listener(l.Name)
-	}
+	return set, nil
+}
 
-	notifier, err := activation.NewNotifier(activation.NotifierOptions{Env: actEnv})
-	if err != nil {
-		logger.Warn("sd_notify unavailable", "error", err)
-	}
-	var readyLines []string
-	if upgrade.StartedByUpgrade(getenv) {
-		// systemd.service(5): with NotifyAccess=all, MAINPID= moves the
-		// service's main process to us.
-		readyLines = append(readyLines, fmt.Sprintf("MAINPID=%d", os.Getpid()))
-	}
-	srv, err := server.New(server.Options{
-		Config:     cfg,
-		Load:       load,
-		Listeners:  listeners,
-		Admin:      set.Listener(adminFDName),
-		Notifier:   notifier,
-		Logger:     logger,
-		Version:    version,
-		ReadyLines: readyLines,
-		OnReady: func() {
-			if err := upgrade.SignalReady(getenv); err != nil {
-				logger.Error("upgrade: tell the old process we are ready", "error", err)
+// handleSignals reloads on SIGHUP (the classic daemon convention;
+// ExecReload= runs `handoff reload`, which uses the admin API or this
+// signal) and upgrades to the binary on disk on SIGUSR2 (the nginx and
+// HAProxy convention) until ctx ends.
+func handleSignals(ctx context.Context, hup, usr2 <-chan os.Signal, srv *server.Server, logger *slog.Logger) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			// Type=notify-reload turns `systemctl reload` into this
+			// signal: after a package replaced the binary it means
+			// "run the new one", as with ExecReload=handoff reload.
+			rctx, rcancel := context.WithTimeout(ctx, 2*time.Minute)
+			if _, err := srv.ReloadOrUpgrade(rctx); err != nil && !errors.Is(err, context.Canceled) {
+				logger.Error("reload", "error", err)
 			}
-			storeListeners(set, notifier, logger)
-		},
-		Upgrade: func(ctx context.Context) (int, error) {
-			files, err := set.Files()
-			if err != nil {
-				return 0, fmt.Errorf("duplicate listeners: %w", err)
+			rcancel()
+		case <-usr2:
+			uctx, ucancel := context.WithTimeout(ctx, 2*time.Minute)
+			if _, err := srv.Upgrade(uctx); err != nil {
+				logger.Error("upgrade", "error", err)
 			}
-			defer closeFiles(files)
-			return upgrade.Start(ctx, upgrade.Options{
-				Args:    append([]string{"serve"}, args...),
-				Environ: env,
-				Files:   files,
-				Logger:  logger,
-			})
-		},
-		BinaryReplaced: func() (bool, error) { return upgrade.BinaryReplaced(0) },
-	})
-	if err != nil {
-		return err
-	}
-
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	loopCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-
-	// SIGHUP reloads (the classic daemon convention; ExecReload= runs
-	// `handoff reload`, which uses the admin API or this signal); SIGUSR2
-	// upgrades to the binary on disk (the nginx and HAProxy convention).
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	usr2 := make(chan os.Signal, 1)
-	signal.Notify(usr2, syscall.SIGUSR2)
-	defer signal.Stop(usr2)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			select {
-			case <-loopCtx.Done():
-				return
-			case <-hup:
-				// Type=notify-reload turns `systemctl reload` into this
-				// signal: after a package replaced the binary it means
-				// "run the new one", as with ExecReload=handoff reload.
-				rctx, rcancel := context.WithTimeout(loopCtx, 2*time.Minute)
-				if _, err := srv.ReloadOrUpgrade(rctx); err != nil && !errors.Is(err, context.Canceled) {
-					logger.Error("reload", "error", err)
-				}
-				rcancel()
-			case <-usr2:
-				uctx, ucancel := context.WithTimeout(loopCtx, 2*time.Minute)
-				if _, err := srv.Upgrade(uctx); err != nil {
-					logger.Error("upgrade", "error", err)
-				}
-				ucancel()
-			}
+			ucancel()
 		}
-	}()
-
-	// sd_watchdog_enabled(3): ping at half WATCHDOG_USEC while the main
-	// loop answers.
-	wd, err := activation.NewWatchdog(activation.WatchdogOptions{
-		Env:     actEnv,
-		Pinger:  notifier,
-		Healthy: srv.Healthy,
-		Logger:  logger,
-	})
-	if err != nil {
-		logger.Warn("watchdog disabled", "error", err)
-	} else if wd.Enabled() {
-		wd.Start()
-		defer wd.Close()
 	}
-
-	err = srv.Run(ctx)
-	cancel()
-	return err
 }
 
 // storeListeners pushes the listeners handoff bound itself into systemd's

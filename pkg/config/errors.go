@@ -52,7 +52,7 @@ func (e *Error) Error() string {
 func (e *Error) Unwrap() error { return e.Err }
 
 // Errors is every problem found in one Load or Validate, sorted stably by
-// source, then key. Load and Validate return it (as the Errors value, not
+// source, then line, then key. Load and Validate return it (as the Errors value, not
 // a pointer) when anything is wrong, so that callers can errors.As it and
 // print each problem on its own line.
 type Errors []*Error
@@ -76,11 +76,13 @@ func (es Errors) Unwrap() []error {
 	return out
 }
 
-// sortErrors orders problems by source, then key, keeping the order in
-// which they were found among equals (which follows the file).
+// sortErrors orders problems by source, then line, then key, keeping the
+// order in which they were found among equals. Problems without a line
+// (a whole file, or a key whose line is unknown) come first in their
+// source.
 func sortErrors(es Errors) {
 	slices.SortStableFunc(es, func(a, b *Error) int {
-		return cmp.Or(cmp.Compare(a.Source, b.Source), cmp.Compare(a.Key, b.Key))
+		return cmp.Or(cmp.Compare(a.Source, b.Source), cmp.Compare(a.Line, b.Line), cmp.Compare(a.Key, b.Key))
 	})
 }
 

@@ -575,9 +575,11 @@ func TestLoadQuickMode(t *testing.T) {
 			wantError: []string{"", "listeners", "no listeners: give -l or configure listeners"},
 		},
 		{
-			name:      "strategy without backends",
-			opts:      LoadOptions{Overrides: Overrides{Listen: []string{"127.0.0.1:0"}, Strategy: "hash"}},
-			wantError: []string{"flag --strategy", "", "needs --backend"},
+			name: "strategy without backends",
+			opts: LoadOptions{Overrides: Overrides{Listen: []string{"127.0.0.1:0"}, Strategy: "hash"}},
+			// Reported together with the consequence: -l alone has no
+			// routes.
+			wantError: []string{"flag --strategy", "", "needs --backend", "flag --listen", "routes", "no routes: every request would get 404"},
 		},
 		{
 			name: "bad flag values name the flag",
@@ -648,8 +650,17 @@ func TestLoadActivatedNames(t *testing.T) {
 	}
 }
 
-func TestLoadAssumeActivatedAddsHTTP(t *testing.T) {
-	l := mustLoad(t, LoadOptions{Overrides: Overrides{Backends: []string{"127.0.0.1:1"}}, AssumeActivated: true})
+// Regression: `handoff check -b …` said "config OK: 1 listener" while
+// `handoff -b …` failed with "no listeners". AssumeActivated covers the
+// listeners the config names without an address; it does not invent the
+// "http" listener that only a socket systemd really passed creates.
+func TestLoadAssumeActivatedDoesNotAddHTTP(t *testing.T) {
+	for _, assume := range []bool{false, true} {
+		errs := loadErrors(t, LoadOptions{Overrides: Overrides{Backends: []string{"127.0.0.1:1"}}, AssumeActivated: assume})
+		wantError(t, errs, "", "listeners", "no listeners")
+	}
+	// A socket systemd passed still makes the listener.
+	l := mustLoad(t, LoadOptions{Overrides: Overrides{Backends: []string{"127.0.0.1:1"}}, ActivatedNames: []string{"unknown"}})
 	if len(l.Config.Listeners) != 1 || l.Config.Listeners[0].Name != QuickListener {
 		t.Errorf("listeners = %+v", l.Config.Listeners)
 	}

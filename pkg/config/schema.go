@@ -191,7 +191,7 @@ func (c *checker) section(key string, v any, t reflect.Type) any {
 			c.unknown(joinKey(key, k), k, fs)
 			continue
 		}
-		out[k] = c.check(joinKey(key, k), m[k], fs[i].sf.Type)
+		c.keep(out, k, func() any { return c.check(joinKey(key, k), m[k], fs[i].sf.Type) })
 	}
 	return out
 }
@@ -228,9 +228,22 @@ func (c *checker) mapping(key string, v any, t reflect.Type) any {
 	}
 	out := make(map[string]any, len(m))
 	for _, k := range sortedKeys(m) {
-		out[k] = c.check(joinKey(key, k), m[k], t.Elem())
+		c.keep(out, k, func() any { return c.check(joinKey(key, k), m[k], t.Elem()) })
 	}
 	return out
+}
+
+// keep stores the value that check returns under k, unless the check
+// failed: a rejected value is left out rather than set to null, so that
+// it neither resets what a lower layer said nor looks like a choice to
+// validation, which still runs on everything else (Load reports both).
+func (c *checker) keep(out map[string]any, k string, check func() any) {
+	n := len(c.errs)
+	v := check()
+	if v == nil && len(c.errs) > n {
+		return
+	}
+	out[k] = v
 }
 
 func (c *checker) list(key string, v any, t reflect.Type) any {

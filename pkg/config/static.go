@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"time"
@@ -9,8 +10,10 @@ import (
 
 // Static is the half of the config that a reload cannot apply: sockets
 // and process-wide settings that need a re-bind, a restart or a handoff to
-// a new process. Everything else (routes, upstreams, trusted_proxies) is
-// dynamic and swapped atomically on reload.
+// a new process. Everything else (routes, upstreams, trusted_proxies, and
+// the TLS certificates of listeners, which a reload loads in place) is
+// dynamic and swapped atomically on reload. Listeners here keep their
+// certificates, so that Static describes the sockets completely.
 type Static struct {
 	Listeners       []Listener     `json:"listeners" yaml:"listeners"`
 	Admin           Admin          `json:"admin" yaml:"admin"`
@@ -38,7 +41,9 @@ func (c *Config) Static() Static {
 // changes need a restart"). Listeners are compared by name, not by
 // position, and appear as listeners["web"] (the listener was added or
 // removed) or listeners["web"].address (one of its settings changed).
-// Nil configs count as empty. Compare configs that both went through
+// The certificates of a listener's TLS section are dynamic (a reload
+// loads them in place) and never appear; its min_version does. Nil
+// configs count as empty. Compare configs that both went through
 // ApplyDefaults (Load does it), or a default spelled out counts as a
 // change.
 func StaticChanges(old, new *Config) []string {
@@ -73,6 +78,8 @@ func staticLeaves(c *Config) map[string]string {
 		key := "listeners[" + strconv.Quote(l.Name) + "]"
 		out[key] = ""
 		leafValues(key, l, out)
+		certs := key + ".tls.certificates"
+		maps.DeleteFunc(out, func(k, _ string) bool { return underKey(k, certs) })
 	}
 	leafValues("admin", c.Admin, out)
 	leafValues("log", c.Log, out)

@@ -36,8 +36,17 @@ func TestStaticChanges(t *testing.T) {
 			c.ShutdownTimeout = time.Second
 		}, want: []string{"limits.max_header_bytes", "log.access", "log.level", "shutdown_timeout", "timeouts.request"}},
 		{name: "listener address", mutate: func(c *Config) { c.Listeners[0].Address = ":81" }, want: []string{`listeners["http"].address`}},
-		{name: "listener certificate", mutate: func(c *Config) { c.Listeners[1].TLS.Certificates[0].Cert = "/b.crt" },
-			want: []string{`listeners["web"].tls.certificates[0].cert`}},
+		// Certificates are dynamic: a reload loads them in place.
+		{name: "listener certificate", mutate: func(c *Config) { c.Listeners[1].TLS.Certificates[0].Cert = "/b.crt" }},
+		{name: "listener certificate added", mutate: func(c *Config) {
+			c.Listeners[1].TLS.Certificates = append(c.Listeners[1].TLS.Certificates, Certificate{Cert: "/c.crt", Key: "/c.key"})
+		}},
+		{name: "listener TLS version", mutate: func(c *Config) { c.Listeners[1].TLS.MinVersion = "1.3" },
+			want: []string{`listeners["web"].tls.min_version`}},
+		{name: "listener becomes https", mutate: func(c *Config) {
+			c.Listeners[0].Protocol = ProtocolHTTPS
+			c.Listeners[0].TLS = &ListenerTLS{Certificates: []Certificate{{Cert: "/a.crt", Key: "/a.key"}}, MinVersion: "1.2"}
+		}, want: []string{`listeners["http"].protocol`, `listeners["http"].tls.min_version`}},
 		{name: "listener added", mutate: func(c *Config) {
 			c.Listeners = append(c.Listeners, Listener{Name: "new", Address: ":82", Protocol: "http"})
 		},
