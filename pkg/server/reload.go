@@ -114,22 +114,11 @@ func (s *Server) apply(cfg *config.Config, res *ReloadResult) error {
 	}
 	s.gens.swap(g)
 	s.registry.Retain(g.pools)
-	res.StaticChanges = staticChangesIgnoringCerts(old, cfg)
+	res.StaticChanges = config.StaticChanges(old, cfg)
 	if len(res.StaticChanges) > 0 {
 		s.log.Warn("static config changed; it takes effect on restart or upgrade", "keys", res.StaticChanges)
 	}
 	return nil
-}
-
-func staticChangesIgnoringCerts(old, cfg *config.Config) []string {
-	var out []string
-	for _, k := range config.StaticChanges(old, cfg) {
-		if strings.Contains(k, ".tls.certificates") {
-			continue
-		}
-		out = append(out, k)
-	}
-	return out
 }
 
 func firstLine(s string) string {
