@@ -3,25 +3,19 @@ package proxy
 import (
 	"bufio"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
 	"io"
 	"log"
 	"log/slog"
-	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -33,41 +27,16 @@ import (
 	"github.com/handoff-proxy/handoff/pkg/config"
 	"github.com/handoff-proxy/handoff/pkg/reqinfo"
 	"github.com/handoff-proxy/handoff/pkg/upstream"
+
+	"github.com/handoff-proxy/handoff/pkg/handofftest"
 )
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// tWriter sends log output to t.Log until the test ends; handlers that
-// outlive the test (hijacked connections) must not call t.Log late.
-type tWriter struct {
-	mu   sync.Mutex
-	t    testing.TB
-	done bool
-}
-
-func (w *tWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(strings.TrimSuffix(string(p), "\n"))
-	}
-	return len(p), nil
-}
-
-func testLogger(t testing.TB) *slog.Logger {
-	w := &tWriter{t: t}
-	t.Cleanup(func() {
-		w.mu.Lock()
-		w.done = true
-		w.mu.Unlock()
-	})
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
 func testStdLogger(t testing.TB) *log.Logger {
-	return slog.NewLogLogger(testLogger(t).Handler(), slog.LevelDebug)
+	return slog.NewLogLogger(handofftest.Logger(t).Handler(), slog.LevelDebug)
 }
 
 // firstSelector picks the first eligible target in pool order, so that
@@ -173,7 +142,7 @@ func newHarness(t *testing.T, ho harnessOptions) *harness {
 	if err != nil {
 		t.Fatalf("new pool: %v", err)
 	}
-	logger := testLogger(t)
+	logger := handofftest.Logger(t)
 	trs := NewTransports(logger)
 	t.Cleanup(trs.Close)
 	obs := &recordObserver{}
@@ -342,88 +311,27 @@ func mustPrefixes(t testing.TB, ss ...string) []netip.Prefix {
 
 func intp(i int) *int { return &i }
 
-// testCA is a throw-away certificate authority.
+// testCA is handofftest's CA with its PEM on disk, for UpstreamTLS.CA.
 type testCA struct {
-	cert    *x509.Certificate
-	key     *ecdsa.PrivateKey
+	*handofftest.CA
 	pemPath string
 }
 
 func newTestCA(t *testing.T) *testCA {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "handoff test CA"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "ca.pem")
-	writePEM(t, path, "CERTIFICATE", der)
-	return &testCA{cert: cert, key: key, pemPath: path}
+	ca := handofftest.NewCA(t)
+	return &testCA{CA: ca, pemPath: ca.WritePEM(t, t.TempDir())}
 }
 
 // issue returns a leaf certificate for the names (DNS names or IPs), for
 // server and client use, and the paths of its PEM cert and key.
 func (ca *testCA) issue(t *testing.T, names ...string) (tls.Certificate, string, string) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		Subject:      pkix.Name{CommonName: "leaf"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-	}
-	for _, n := range names {
-		if ip := net.ParseIP(n); ip != nil {
-			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
-		} else {
-			tmpl.DNSNames = append(tmpl.DNSNames, n)
-		}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	certPath, keyPath := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	writePEM(t, certPath, "CERTIFICATE", der)
-	writePEM(t, keyPath, "EC PRIVATE KEY", kder)
-	pair, err := tls.LoadX509KeyPair(certPath, keyPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pair, certPath, keyPath
+	l := ca.Issue(t, "", "leaf", names...)
+	return l.TLS, l.CertPath, l.KeyPath
 }
 
-func (ca *testCA) pool() *x509.CertPool {
-	p := x509.NewCertPool()
-	p.AddCert(ca.cert)
-	return p
-}
+func (ca *testCA) pool() *x509.CertPool { return ca.Pool() }
 
 func writePEM(t *testing.T, path, typ string, der []byte) {
 	t.Helper()

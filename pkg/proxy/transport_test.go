@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/handoff-proxy/handoff/pkg/config"
+	"github.com/handoff-proxy/handoff/pkg/handofftest"
 	"github.com/handoff-proxy/handoff/pkg/upstream"
 )
 
@@ -53,7 +54,7 @@ func TestTransportsUpdate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			trs := NewTransports(testLogger(t))
+			trs := NewTransports(handofftest.Logger(t))
 			t.Cleanup(trs.Close)
 			if err := trs.Update(map[string]config.Upstream{"api": base, "gone": {}}); err != nil {
 				t.Fatal(err)
@@ -97,7 +98,7 @@ func TestTransportsErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			trs := NewTransports(testLogger(t))
+			trs := NewTransports(handofftest.Logger(t))
 			t.Cleanup(trs.Close)
 			good := config.Upstream{}
 			err := trs.Update(map[string]config.Upstream{"good": good, "bad-one": {TLS: tt.tls}})
@@ -139,7 +140,7 @@ func TestIdleConnectionsSurviveReload(t *testing.T) {
 	s.Start()
 	t.Cleanup(s.Close)
 	cfg := config.Upstream{Targets: []config.Target{{Address: s.Listener.Addr().String()}}}
-	trs := NewTransports(testLogger(t))
+	trs := NewTransports(handofftest.Logger(t))
 	t.Cleanup(trs.Close)
 	reg := upstream.NewRegistry()
 
@@ -152,7 +153,7 @@ func TestIdleConnectionsSurviveReload(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		h, err := New(Options{Pool: pool, Upstream: cfg, Selector: firstSelector{pool.Targets}, Transports: trs, Logger: testLogger(t)})
+		h, err := New(Options{Pool: pool, Upstream: cfg, Selector: firstSelector{pool.Targets}, Transports: trs, Logger: handofftest.Logger(t)})
 		if err != nil {
 			t.Fatal(err)
 		}
