@@ -329,6 +329,9 @@ type boxOptions struct {
 	Features []string
 	// Suite is the Debian release to boot. Empty means bookworm.
 	Suite string
+	// NoInstall boots without handoff: only the load generator is
+	// copied in (the package test installs the .deb itself).
+	NoInstall bool
 }
 
 // newBox skips when the suite cannot run or the binary lacks a feature,
@@ -387,6 +390,10 @@ func newBox(t *testing.T, opts boxOptions) *box {
 		delete(the.machines, m)
 		the.mu.Unlock()
 	})
+	if opts.NoInstall {
+		must(t, m.CopyFile(the.loadgen, loadgenPath, 0o755))
+		return b
+	}
 	b.install(bin)
 	return b
 }
