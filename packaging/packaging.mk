@@ -22,3 +22,26 @@ packages: ## Build the .deb and .rpm into dist/ with nfpm (PKG_VERSION, PKG_RELE
 	$(NFPM) package --config packaging/nfpm.yaml --packager deb --target $(DIST)/
 	$(NFPM) package --config packaging/nfpm.yaml --packager rpm --target $(DIST)/
 	@ls -l $(DIST)/*.deb $(DIST)/*.rpm
+
+# Podman with a private store (no Docker engine, nothing in the host's
+# container storage): runc because crun refuses this machine's cgroup
+# mode, vfs storage, host or no networking only (bridge networking edits
+# the host firewall). See ../shared/NOTES.md.
+IMAGE ?= localhost/handoff
+IMAGE_TAG ?= $(PKG_VERSION)
+PODMAN_STATE ?= /var/tmp/handoff-podman
+PODMAN = CONTAINERS_CONF=$(CURDIR)/container/containers.conf podman --root $(PODMAN_STATE)/root --runroot $(PODMAN_STATE)/run --storage-driver vfs --cgroup-manager cgroupfs --events-backend file
+IMAGE_CTX := $(DIST)/image
+
+.PHONY: image
+image: ## Build the OCI image with podman (private store) and save dist/handoff-VERSION.oci.tar
+	@command -v podman >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman runc >/dev/null; }
+	@mkdir -p $(IMAGE_CTX) $(PODMAN_STATE)
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w -X main.version=$(PKG_VERSION)-$(PKG_RELEASE)' -o $(IMAGE_CTX)/handoff ./cmd/handoff
+	cp /etc/ssl/certs/ca-certificates.crt container/handoff.yaml $(IMAGE_CTX)/
+	printf 'root:x:0:0:root:/root:/sbin/nologin\nhandoff:x:65532:65532:handoff:/var/lib/handoff:/sbin/nologin\n' > $(IMAGE_CTX)/passwd
+	printf 'root:x:0:\nhandoff:x:65532:\n' > $(IMAGE_CTX)/group
+	$(PODMAN) build --network none --pull=never -f container/Containerfile -t $(IMAGE):$(IMAGE_TAG) -t $(IMAGE):latest $(IMAGE_CTX)
+	rm -f $(DIST)/handoff-$(IMAGE_TAG).oci.tar
+	$(PODMAN) save --format oci-archive -o $(DIST)/handoff-$(IMAGE_TAG).oci.tar $(IMAGE):$(IMAGE_TAG)
+	@echo "image $(IMAGE):$(IMAGE_TAG): $$($(PODMAN) image inspect --format '{{.Size}}' $(IMAGE):$(IMAGE_TAG)) B; $$(stat -c %s $(DIST)/handoff-$(IMAGE_TAG).oci.tar) B $(DIST)/handoff-$(IMAGE_TAG).oci.tar"
