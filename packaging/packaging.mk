@@ -45,3 +45,17 @@ image: ## Build the OCI image with podman (private store) and save dist/handoff-
 	rm -f $(DIST)/handoff-$(IMAGE_TAG).oci.tar
 	$(PODMAN) save --format oci-archive -o $(DIST)/handoff-$(IMAGE_TAG).oci.tar $(IMAGE):$(IMAGE_TAG)
 	@echo "image $(IMAGE):$(IMAGE_TAG): $$($(PODMAN) image inspect --format '{{.Size}}' $(IMAGE):$(IMAGE_TAG)) B; $$(stat -c %s $(DIST)/handoff-$(IMAGE_TAG).oci.tar) B $(DIST)/handoff-$(IMAGE_TAG).oci.tar"
+
+# Nix (Debian's nix-bin 2.8). nixpkgs cannot be fetched here, so the
+# checks evaluate against nix/stub-nixpkgs and a private store: nothing is
+# created under /nix.
+NIX_STORE ?= /var/tmp/handoff-nix
+NIX_FLAGS := --extra-experimental-features 'nix-command flakes' --store 'local?root=$(NIX_STORE)'
+
+.PHONY: nix-vendor-hash
+nix-vendor-hash: ## Recompute vendorHash in nix/package.nix (go mod vendor + nix hash path)
+	@command -v nix >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nix-bin >/dev/null; }
+	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	$(GO) mod vendor -o "$$tmp/vendor" && \
+	h=$$(nix $(NIX_FLAGS) hash path --type sha256 --sri "$$tmp/vendor") && \
+	sed -i "s|vendorHash = \".*\";|vendorHash = \"$$h\";|" nix/package.nix && echo "nix/package.nix: vendorHash = $$h"
