@@ -59,3 +59,40 @@ nix-vendor-hash: ## Recompute vendorHash in nix/package.nix (go mod vendor + nix
 	$(GO) mod vendor -o "$$tmp/vendor" && \
 	h=$$(nix $(NIX_FLAGS) hash path --type sha256 --sri "$$tmp/vendor") && \
 	sed -i "s|vendorHash = \".*\";|vendorHash = \"$$h\";|" nix/package.nix && echo "nix/package.nix: vendorHash = $$h"
+
+NIX_EVAL = nix $(NIX_FLAGS) eval --no-write-lock-file --override-input nixpkgs path:./nix/stub-nixpkgs
+PKG_TEST_DIST := $(DIST)/test
+
+.PHONY: package-test-deps
+package-test-deps: ## Install what package-test needs on Debian 12 (apt, go install), if missing
+	@need=""; \
+	for t in lintian:lintian rpm:rpm rpmlint:rpmlint podman:podman runc:runc nix-instantiate:nix-bin \
+		busybox:busybox-static systemd-socket-activate:systemd systemd-nspawn:systemd-container \
+		debootstrap:debootstrap curl:curl python3:python3 man:man-db; do \
+		command -v $${t%%:*} >/dev/null || need="$$need $${t#*:}"; \
+	done; \
+	if [ -n "$$need" ]; then echo "installing:$$need"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$need >/dev/null; fi
+	@command -v $(NFPM) >/dev/null || $(GO) install github.com/goreleaser/nfpm/v2/cmd/nfpm@$(NFPM_VERSION)
+
+.PHONY: package-test
+package-test: package-test-deps packages image ## Check deb/rpm (lintian, rpmlint, golden lists, rpm scriptlets, install+upgrade under load in nspawn), image, quadlet, nix (root)
+	@set -e; start=$$(date +%s); deb=$$(ls $(DIST)/handoff_$(PKG_VERSION)-$(PKG_RELEASE)_*.deb); rpmf=$$(ls $(DIST)/handoff-$(PKG_VERSION)-$(PKG_RELEASE).*.rpm); \
+	echo "== lintian"; lintian --fail-on error,warning --suppress-tags package-supports-alternative-init-but-no-init.d-script "$$deb"; \
+	echo "== rpmlint"; rpmlint -r packaging/rpmlintrc "$$rpmf" | tail -1; \
+	echo "== golden lists"; packaging/test/golden.sh "$$deb" "$$rpmf"; \
+	echo "== man page"; x=$$(mktemp -d); dpkg-deb -x "$$deb" "$$x"; MANPATH="$$x/usr/share/man" man -P cat handoff | grep -q 'handoff upgrade' && echo "man handoff: ok"; rm -rf "$$x"; \
+	echo "== second build for the upgrade tests"; $(MAKE) --no-print-directory packages DIST=$(PKG_TEST_DIST) PKG_RELEASE=$$(( $(PKG_RELEASE) + 1 )) >/dev/null; \
+	deb2=$$(ls $(PKG_TEST_DIST)/*.deb); rpm2=$$(ls $(PKG_TEST_DIST)/*.rpm); \
+	echo "== rpm scriptlets"; packaging/test/rpm-scriptlets.sh "$$rpmf" "$$rpm2"; \
+	echo "== deb install, upgrade under load, remove, purge (systemd-nspawn)"; \
+	HANDOFF_IT_DEBS="$(CURDIR)/$$deb $(CURDIR)/$$deb2" $(GO) test -tags integration -count=1 -p 1 -timeout 15m -run '^TestPackageDeb$$' ./integration/ | grep -v '^\s*$$' | tail -4; \
+	echo "== image (socket activation through podman)"; PODMAN="$(PODMAN)" packaging/test/image.sh $(IMAGE):$(IMAGE_TAG); \
+	echo "== quadlet"; packaging/test/quadlet.sh; \
+	echo "== nix"; for f in flake.nix nix/*.nix nix/*/*.nix; do nix-instantiate --parse "$$f" >/dev/null; done; echo "nix-instantiate --parse: ok"; \
+	nix $(NIX_FLAGS) flake check --no-build --no-write-lock-file --override-input nixpkgs path:./nix/stub-nixpkgs . 2>&1 | grep -v '^warning:\|Added input\|stub-nixpkgs?\|^evaluating flake' || true; \
+	nix $(NIX_FLAGS) flake check --no-build --no-write-lock-file --override-input nixpkgs path:./nix/stub-nixpkgs . 2>/dev/null; echo "nix flake check: ok"; \
+	test "$$($(NIX_EVAL) .#nixosModules.default --apply builtins.isFunction 2>/dev/null)" = true; \
+	test "$$($(NIX_EVAL) --raw .#packages.x86_64-linux.default.vendorHash 2>/dev/null)" = "$$(sed -n 's/.*vendorHash = "\(.*\)";/\1/p' nix/package.nix)"; echo "nix eval: ok"; \
+	$(NIX_EVAL) --json .#checks.x86_64-linux.module-units.text 2>/dev/null | python3 -c 'import json,sys; print(json.loads(sys.stdin.read()))' | packaging/test/nix-units.py systemd; \
+	echo "package-test: ok in $$(( $$(date +%s) - start ))s (plus the builds)"
