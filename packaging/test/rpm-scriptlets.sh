@@ -41,12 +41,12 @@ chmod 755 "$root/usr/bin/systemctl" "$root/usr/bin/systemd-sysusers"
 step() { echo "## $1" >> "$root/scriptlets.log"; }
 rpm --root "$root" --initdb
 step "install $(rpm -qp --qf '%{VERSION}-%{RELEASE}' "$v1" 2>/dev/null)"
-rpm --root "$root" -ivh --nodeps --quiet "$v1" 2> >(grep -v "Alien\|assuming you know" >&2)
+rpm --root "$root" -i --nodeps --quiet "$v1" 2> >(grep -v "Alien\|assuming you know" >&2)
 [ -x "$root/usr/bin/handoff" ] || { echo "rpm-scriptlets: install left no /usr/bin/handoff"; exit 1; }
 # %config(noreplace): an admin's change survives the upgrade.
 echo "# changed by the admin" >> "$root/etc/handoff/handoff.yaml"
 step "upgrade to $(rpm -qp --qf '%{VERSION}-%{RELEASE}' "$v2" 2>/dev/null)"
-rpm --root "$root" -Uvh --nodeps --quiet "$v2" 2> >(grep -v "Alien\|assuming you know" >&2)
+rpm --root "$root" -U --nodeps --quiet "$v2" 2> >(grep -v "Alien\|assuming you know" >&2)
 grep -q "changed by the admin" "$root/etc/handoff/handoff.yaml" ||
 	{ echo "rpm-scriptlets: the upgrade overwrote /etc/handoff/handoff.yaml"; exit 1; }
 step erase
