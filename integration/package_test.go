@@ -64,6 +64,7 @@ func TestPackageDeb(t *testing.T) {
 	}
 	oldPID := b.waitActive("handoff.service", "", 10*time.Second)
 	oldExe := b.run("readlink", fmt.Sprintf("/proc/%s/exe", oldPID))
+	oldVersion := b.run(binPath, "version")
 	// An admin's change to the conffile must survive the upgrade.
 	b.run("sh", "-c", "echo '# changed by the admin' >> "+configPath)
 
@@ -82,6 +83,9 @@ func TestPackageDeb(t *testing.T) {
 		_, err := b.try("test", "-e", "/proc/"+oldPID)
 		return err != nil, "pid " + oldPID + " still exists"
 	})
+	if v := b.run(binPath, "version"); v == oldVersion {
+		t.Errorf("the second build reports the same version %q: not a different binary", v)
+	}
 	if out := b.run("cat", configPath); !strings.Contains(out, "changed by the admin") {
 		t.Errorf("the upgrade replaced the changed conffile")
 	}

@@ -11,7 +11,8 @@ STAGE := $(DIST)/stage
 PKG_VERSION ?= 0.1.0
 PKG_RELEASE ?= 1
 PKG_ARCH ?= $(shell $(GO) env GOARCH)
-export PKG_VERSION PKG_RELEASE PKG_ARCH
+PKG_STAGE = $(STAGE)
+export PKG_VERSION PKG_RELEASE PKG_ARCH PKG_STAGE
 
 .PHONY: packages
 packages: ## Build the .deb and .rpm into dist/ with nfpm (PKG_VERSION, PKG_RELEASE)
@@ -86,7 +87,7 @@ package-test: package-test-deps packages image ## Check deb/rpm (lintian, rpmlin
 	deb2=$$(ls $(PKG_TEST_DIST)/*.deb); rpm2=$$(ls $(PKG_TEST_DIST)/*.rpm); \
 	echo "== rpm scriptlets"; packaging/test/rpm-scriptlets.sh "$$rpmf" "$$rpm2"; \
 	echo "== deb install, upgrade under load, remove, purge (systemd-nspawn)"; \
-	HANDOFF_IT_DEBS="$(CURDIR)/$$deb $(CURDIR)/$$deb2" $(GO) test -tags integration -count=1 -p 1 -timeout 15m -run '^TestPackageDeb$$' ./integration/ | sed -n '/== integration scenarios/,$$p'; \
+	HANDOFF_IT_DEBS="$(CURDIR)/$$deb $(CURDIR)/$$deb2" $(GO) test -tags integration -count=1 -p 1 -timeout 15m -v -run '^TestPackageDeb$$' ./integration/ | sed -n '/== integration scenarios/,$$p'; \
 	echo "== image (socket activation through podman)"; PODMAN="$(PODMAN)" packaging/test/image.sh $(IMAGE):$(IMAGE_TAG); \
 	echo "== quadlet"; packaging/test/quadlet.sh; \
 	echo "== nix"; for f in flake.nix nix/*.nix nix/*/*.nix; do nix-instantiate --parse "$$f" >/dev/null; done; echo "nix-instantiate --parse: ok"; \
