@@ -323,6 +323,9 @@ type boxOptions struct {
 	Features []string
 	// Suite is the Debian release to boot. Empty means bookworm.
 	Suite string
+	// NoInstall boots without handoff: only the load generator is
+	// copied in (the package test installs the .deb itself).
+	NoInstall bool
 }
 
 // newBox skips when the suite cannot run or the binary lacks a feature,
@@ -381,6 +384,10 @@ func newBox(t *testing.T, opts boxOptions) *box {
 		delete(the.machines, m)
 		the.mu.Unlock()
 	})
+	if opts.NoInstall {
+		must(t, m.CopyFile(the.loadgen, loadgenPath, 0o755))
+		return b
+	}
 	b.install(bin)
 	return b
 }
