@@ -21,6 +21,7 @@ type Static struct {
 	Timeouts        ServerTimeouts `json:"timeouts" yaml:"timeouts"`
 	Limits          Limits         `json:"limits" yaml:"limits"`
 	ShutdownTimeout time.Duration  `json:"shutdown_timeout" yaml:"shutdown_timeout"`
+	State           State          `json:"state,omitzero" yaml:"state,omitempty"`
 }
 
 // Static returns a deep copy of the static half of c.
@@ -33,6 +34,7 @@ func (c *Config) Static() Static {
 		Timeouts:        cp.Timeouts,
 		Limits:          cp.Limits,
 		ShutdownTimeout: cp.ShutdownTimeout,
+		State:           cp.State,
 	}
 }
 
@@ -82,6 +84,7 @@ func staticLeaves(c *Config) map[string]string {
 		maps.DeleteFunc(out, func(k, _ string) bool { return underKey(k, certs) })
 	}
 	leafValues("admin", c.Admin, out)
+	leafValues("state", c.State, out)
 	leafValues("log", c.Log, out)
 	leafValues("timeouts", c.Timeouts, out)
 	leafValues("limits", c.Limits, out)

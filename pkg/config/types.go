@@ -41,6 +41,9 @@ type Config struct {
 	// activation systemd keeps the listening socket and starts handoff
 	// again on the next connection ("serverless-style"). Zero means never.
 	IdleExit time.Duration `koanf:"idle_exit" json:"idle_exit" yaml:"idle_exit"`
+	// State is where the processes of one deployment share what they
+	// know. Static: the Redis client is made once per process.
+	State State `koanf:"state" json:"state,omitzero" yaml:"state,omitempty"`
 }
 
 // Listener protocols.
@@ -150,6 +153,9 @@ type Upstream struct {
 	MaxIdlePerTarget int `koanf:"max_idle_per_target" json:"max_idle_per_target" yaml:"max_idle_per_target"`
 	// Timeouts towards the targets.
 	Timeouts UpstreamTimeouts `koanf:"timeouts" json:"timeouts" yaml:"timeouts"`
+	// Health checks and outlier detection. Nil means the passive rules
+	// with their defaults.
+	Health *Health `koanf:"health" json:"health,omitempty" yaml:"health,omitempty"`
 }
 
 // Target is one backend address. Immutable config: its health and load

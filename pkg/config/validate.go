@@ -67,6 +67,7 @@ func (v *validator) config(c *Config) {
 			v.errs.add(indexKey("trusted_proxies", i), "%v", err)
 		}
 	}
+	v.state(c)
 	v.upstreams(c)
 	v.routes(c)
 	v.negatives("", reflect.ValueOf(c).Elem())
@@ -318,6 +319,7 @@ func (v *validator) upstreams(c *Config) {
 			}
 		}
 		v.keyPair(tlsKey, u.TLS.Cert, u.TLS.Key, false)
+		v.health(joinKey(key, "health"), u.Health)
 	}
 }
 
