@@ -39,8 +39,8 @@ type Options struct {
 	RefreshTimeout time.Duration
 	// NoStoreHeaders are response fields never stored, because whoever
 	// adds them adds them per request (matched case-insensitively). Nil
-	// means Via, X-Request-Id, Set-Cookie2 are not stored; hop-by-hop
-	// fields and Cache-Status are never stored either way.
+	// means Via and X-Request-Id are not stored; hop-by-hop fields,
+	// Cache-Status and Surrogate-Control are never stored either way.
 	NoStoreHeaders []string
 	// Name is the cache's name in Cache-Status (RFC 9211 §2). Empty means
 	// "handoff".
@@ -100,7 +100,7 @@ func New(o Options) (*Cache, error) {
 		o.RefreshTimeout = 30 * time.Second
 	}
 	if o.NoStoreHeaders == nil {
-		o.NoStoreHeaders = []string{"Via", "X-Request-Id", "Set-Cookie2"}
+		o.NoStoreHeaders = []string{"Via", "X-Request-Id"}
 	}
 	if o.Name == "" {
 		o.Name = "handoff"
@@ -114,7 +114,7 @@ func New(o Options) (*Cache, error) {
 	c := &Cache{o: o, noStore: map[string]bool{}}
 	// RFC 9110 §7.6.1: hop-by-hop fields describe one connection.
 	for _, h := range []string{"Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate",
-		"Proxy-Authorization", "TE", "Trailer", "Transfer-Encoding", "Upgrade", "Cache-Status"} {
+		"Proxy-Authorization", "TE", "Trailer", "Transfer-Encoding", "Upgrade", "Cache-Status", "Surrogate-Control"} {
 		c.noStore[http.CanonicalHeaderKey(h)] = true
 	}
 	for _, h := range o.NoStoreHeaders {

@@ -21,12 +21,12 @@ type Delta struct {
 // Directives is a parsed Cache-Control header (RFC 9111 §5.2), for a
 // request or a response. The zero value means no directives.
 type Directives struct {
-	NoStore, NoCache, Private, Public       bool
-	MustRevalidate, ProxyRevalidate         bool
-	MustUnderstand, Immutable, NoTransform  bool
-	OnlyIfCached                            bool
-	MaxAge, SMaxAge, MaxStale, MinFresh     Delta
-	StaleWhileRevalidate, StaleIfError      Delta
+	NoStore, NoCache, Private, Public      bool
+	MustRevalidate, ProxyRevalidate        bool
+	MustUnderstand, Immutable, NoTransform bool
+	OnlyIfCached                           bool
+	MaxAge, SMaxAge, MaxStale, MinFresh    Delta
+	StaleWhileRevalidate, StaleIfError     Delta
 	// MaxStaleAny reports a max-stale without a value: any staleness is
 	// acceptable (RFC 9111 §5.2.1.2).
 	MaxStaleAny bool

@@ -32,7 +32,7 @@ func conditionalRequest(out *http.Request, e *Entry) {
 // judge decides whether a forwarded response is stored, and for how long.
 func (h *handler) judge(r *http.Request, reqCC Directives, status int, hdr http.Header, reqTime time.Time) (outcome, Stored) {
 	res := Response{Status: status, Header: hdr}
-	resCC := ParseCacheControl(hdr.Values("Cache-Control"))
+	resCC := ResponseDirectives(hdr)
 	now := h.c.o.Now()
 	life, _ := Freshness(res, resCC, h.policy)
 	st := Stored{Lifetime: life, Age: Age(hdr, reqTime, now, now), CC: resCC}
@@ -71,6 +71,7 @@ func (h *handler) fetch(w http.ResponseWriter, r *http.Request, key string, e *E
 			cs += "; stored; ttl=" + strconv.FormatInt(int64((st.Lifetime-st.Age)/time.Second), 10)
 		}
 		hdr.Add("Cache-Status", cs)
+		hdr.Del("Surrogate-Control") // addressed to this cache, not beyond it
 		return passThrough
 	})
 	h.next.ServeHTTP(cw, out)
@@ -104,7 +105,7 @@ func (h *handler) overrunHint(hdr http.Header) bool {
 }
 
 func (h *handler) entry(cw *captureWriter, reqTime, respTime time.Time) *Entry {
-	cc := ParseCacheControl(cw.header.Values("Cache-Control"))
+	cc := ResponseDirectives(cw.header)
 	return &Entry{Status: cw.status, Header: h.c.storedHeader(cw.header, cc), Body: cw.body,
 		RequestTime: reqTime, ResponseTime: respTime}
 }
@@ -114,11 +115,11 @@ func (h *handler) entry(cw *captureWriter, reqTime, respTime time.Time) *Entry {
 // and those never stored.
 func (h *handler) freshen(e *Entry, hdr http.Header, reqTime, respTime time.Time) *Entry {
 	n := &Entry{Status: e.Status, Header: e.Header.Clone(), Body: e.Body, RequestTime: reqTime, ResponseTime: respTime}
-	cc := ParseCacheControl(hdr.Values("Cache-Control"))
+	cc := ResponseDirectives(hdr)
 	for k, vs := range h.c.storedHeader(hdr, cc) {
 		switch k {
-		case "Content-Length", "Content-Range", "Content-Encoding", "Transfer-Encoding":
-			continue // §3.2: these describe the stored body, not the 304
+		case "Content-Length", "Content-Range", "Content-Encoding", "Content-Md5", "Etag":
+			continue // §3.2: these describe the stored body and its validator, not the 304
 		}
 		n.Header[k] = vs
 	}

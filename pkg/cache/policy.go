@@ -2,7 +2,6 @@ package cache
 
 import (
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -62,6 +61,27 @@ func RequestDirectives(h Header) Directives {
 				d.NoCache = true
 			}
 		}
+	}
+	return d
+}
+
+// ResponseDirectives parses a response's Cache-Control, with the
+// Surrogate-Control a reverse proxy obeys first (W3C Edge Architecture
+// Specification 1.0): its no-store forbids storing, its max-age is the
+// lifetime and overrides Cache-Control's no-store, private and max-age.
+func ResponseDirectives(h Header) Directives {
+	d := ParseCacheControl(h.Values("Cache-Control"))
+	sc := h.Values("Surrogate-Control")
+	if len(sc) == 0 {
+		return d
+	}
+	s := ParseCacheControl(sc)
+	switch {
+	case s.NoStore:
+		d.NoStore, d.MustUnderstand = true, false
+	case s.MaxAge.Set:
+		d.NoStore, d.Private, d.NoCache = false, false, false
+		d.MaxAge, d.SMaxAge = s.MaxAge, Delta{}
 	}
 	return d
 }
@@ -157,9 +177,13 @@ func seconds(s int64) time.Duration { return time.Duration(s) * time.Second }
 // response received, and now.
 func Age(h Header, requestTime, responseTime, now time.Time) time.Duration {
 	var ageValue time.Duration
-	if a := h.Get("Age"); a != "" {
-		if n, err := strconv.ParseInt(strings.TrimSpace(a), 10, 64); err == nil && n > 0 {
-			ageValue = seconds(min(n, MaxDelta))
+	if as := h.Values("Age"); len(as) > 0 {
+		// An Age that is not one delta-seconds (negative, a fraction, a
+		// list, a suffix) cannot be trusted: treat the response as stale
+		// by giving it the largest age (RFC 9111 §1.2.2, §5.1).
+		ageValue = seconds(MaxDelta)
+		if d := parseDelta(strings.TrimSpace(as[0]), false, true); len(as) == 1 && (d.Seconds > 0 || as[0] == "0") {
+			ageValue = seconds(d.Seconds)
 		}
 	}
 	apparent := time.Duration(0)

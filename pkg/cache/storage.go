@@ -116,7 +116,7 @@ func (c *Cache) storedHeader(h http.Header, cc Directives) http.Header {
 
 // stored is the decision input for entry e under route policy p, now.
 func (c *Cache) stored(e *Entry, p Policy) Stored {
-	cc := ParseCacheControl(e.Header.Values("Cache-Control"))
+	cc := ResponseDirectives(e.Header)
 	life, _ := Freshness(Response{Status: e.Status, Header: e.Header}, cc, p)
 	return Stored{Lifetime: life, Age: Age(e.Header, e.RequestTime, e.ResponseTime, c.o.Now()), CC: cc}
 }

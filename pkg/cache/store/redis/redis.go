@@ -215,7 +215,9 @@ var unlockScript = goredis.NewScript(`
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0`)
 
-func (s *Store) lockKey(name string) string { return s.o.Prefix + ":cache-lock:" + strings.NewReplacer("{", "%7B", "}", "%7D").Replace(name) }
+func (s *Store) lockKey(name string) string {
+	return s.o.Prefix + ":cache-lock:" + strings.NewReplacer("{", "%7B", "}", "%7D").Replace(name)
+}
 
 // TryLock implements store.Locker with SET NX PX.
 func (s *Store) TryLock(ctx context.Context, name, token string, ttl time.Duration) (bool, error) {
