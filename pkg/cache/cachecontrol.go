@@ -114,9 +114,10 @@ func nextDirective(s string) (name, val string, quoted, hasVal bool, rest string
 	for i < len(s) && s[i] != ',' && s[i] != '=' {
 		i++
 	}
-	name = strings.ToLower(strings.TrimSpace(s[:i]))
-	if strings.ContainsAny(name, " \t\"") { // "max-age =3600" is not max-age
-		name = "!" + name
+	raw := strings.TrimLeft(s[:i], " \t")
+	name = strings.ToLower(strings.TrimSpace(raw))
+	if strings.ContainsAny(name, " \t\"") || (i < len(s) && s[i] == '=' && strings.ContainsAny(raw, " \t")) {
+		name = "!" + name // "max-age =3600" is not max-age
 	}
 	if i == len(s) || s[i] == ',' {
 		if i < len(s) {
