@@ -70,3 +70,4 @@ clean: ## Remove build output
 
 -include bench/bench.mk
 -include integration/integration.mk
+-include pkg/cache/conformance/conformance.mk
