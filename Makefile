@@ -71,3 +71,4 @@ clean: ## Remove build output
 -include bench/bench.mk
 -include integration/integration.mk
 -include packaging/packaging.mk
+-include pkg/cache/conformance/conformance.mk
