@@ -180,3 +180,10 @@ func runConfig(args []string, stdout, stderr io.Writer, env []string) error {
 	_, err = stdout.Write(out)
 	return err
 }
+
+// redisLogger adapts go-redis's internal logger to slog at debug.
+type redisLogger struct{ l *slog.Logger }
+
+func (r redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	r.l.DebugContext(ctx, "redis: "+fmt.Sprintf(format, v...))
+}

@@ -1,6 +1,8 @@
 package main
 
 import (
+	goredis "github.com/redis/go-redis/v9"
+
 	"context"
 	"errors"
 	"fmt"
@@ -49,6 +51,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, env 
 	}
 	cfg := loaded.Config
 	logger := newLogger(stdout, cfg.Log)
+	// go-redis logs through a process-wide logger of its own (to stderr by
+	// default, once per failed dial): route it through ours at debug; the
+	// state store reports outages itself, once.
+	goredis.SetLogger(redisLogger{logger})
 	if len(loaded.Files) > 0 {
 		logger.Info("config loaded", "files", loaded.Files)
 	}

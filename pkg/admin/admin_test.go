@@ -207,7 +207,7 @@ func TestUpstreams(t *testing.T) {
 		t.Errorf("upstream keys = %v", k)
 	}
 	targets := raw["upstreams"][0]["targets"].([]any)
-	if k := keys(targets[0].(map[string]any)); !slices.Equal(k, []string{"address", "failures", "healthy", "in_flight", "requests", "weight"}) {
+	if k := keys(targets[0].(map[string]any)); !slices.Equal(k, []string{"address", "failures", "health", "healthy", "in_flight", "requests", "weight"}) {
 		t.Errorf("healthy target keys = %v (down_until must be omitted)", k)
 	}
 	if k := keys(targets[1].(map[string]any)); !slices.Contains(k, "down_until") {

@@ -106,7 +106,7 @@ func (s PassiveSpec) failure(r Result) bool {
 
 // passiveJudge ejects a target after consecutive failures. Each ejection
 // lasts BaseEjection × 2^(ejections−1), capped at MaxEjection, plus up to
-// 10% jitter so that processes and targets do not come back in lockstep.
+// 10% jitter from the second on.
 // An ejected target always comes back for a trial when its ejection ends:
 // it is never ejected for good. The count of ejections decays back to
 // zero once the target has served without an ejection for MaxEjection.
@@ -144,7 +144,10 @@ func (j *passiveJudge) observe(r Result, s PassiveSpec, now time.Time, rnd func(
 		d *= 2
 	}
 	d = min(d, s.MaxEjection)
-	if rnd != nil {
+	// The first ejection lasts exactly BaseEjection (fail_timeout keeps
+	// its meaning); repeats are spread so that processes and targets do
+	// not come back in lockstep.
+	if rnd != nil && j.ejections > 1 {
 		d += time.Duration(rnd() * 0.1 * float64(d))
 	}
 	j.ejectedUntil = now.Add(d)

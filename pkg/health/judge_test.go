@@ -88,9 +88,14 @@ func TestPassiveJudgeJitter(t *testing.T) {
 	spec := PassiveSpec{ConsecutiveFailures: 1, BaseEjection: 10 * time.Second}
 	now := time.Unix(1_700_000_000, 0)
 	var j passiveJudge
-	until := j.observe(Result{Outcome: ConnectFailed}, spec, now, func() float64 { return 0.5 })
-	if got := until.Sub(now); got != 10500*time.Millisecond {
-		t.Fatalf("ejection with jitter 0.5: %v, want 10.5s (up to 10%% jitter)", got)
+	half := func() float64 { return 0.5 }
+	until := j.observe(Result{Outcome: ConnectFailed}, spec, now, half)
+	if got := until.Sub(now); got != 10*time.Second {
+		t.Fatalf("first ejection: %v, want exactly the base 10s", got)
+	}
+	until = j.observe(Result{Outcome: ConnectFailed}, spec, until, half)
+	if got := until.Sub(now.Add(10 * time.Second)); got != 21*time.Second {
+		t.Fatalf("second ejection with jitter 0.5: %v, want 20s + 5%% = 21s", got)
 	}
 }
 

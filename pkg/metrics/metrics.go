@@ -93,6 +93,7 @@ type Metrics struct {
 	upstreamErrors *prometheus.CounterVec
 
 	acceptErrors *prometheus.CounterVec
+	health       *healthMetrics
 
 	reloads         *prometheus.CounterVec
 	lastReloadOK    prometheus.Gauge
@@ -179,6 +180,7 @@ func New(opts Options) *Metrics {
 		m.reloads, m.lastReloadOK, buildInfo,
 		newPoolCollector(opts.Pools, m.now),
 	)
+	m.health = newHealthMetrics(m.reg)
 	if opts.ResponseSizes {
 		m.responseSize = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: namespace,

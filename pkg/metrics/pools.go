@@ -16,6 +16,7 @@ type poolCollector struct {
 	now      func() time.Time
 	targets  *prometheus.Desc
 	inFlight *prometheus.Desc
+	healthy  *prometheus.Desc
 }
 
 func newPoolCollector(pools func() []*upstream.Pool, now func() time.Time) *poolCollector {
@@ -30,6 +31,10 @@ func newPoolCollector(pools func() []*upstream.Pool, now func() time.Time) *pool
 			prometheus.BuildFQName(namespace, "upstream", "target_in_flight"),
 			"Requests currently sent to the target.",
 			[]string{"upstream", "target"}, nil),
+		healthy: prometheus.NewDesc(
+			prometheus.BuildFQName(namespace, "upstream", "target_healthy"),
+			"1 while the target may be picked (its active checks pass and it is not ejected), 0 while not.",
+			[]string{"upstream", "target"}, nil),
 	}
 }
 
@@ -37,6 +42,7 @@ func newPoolCollector(pools func() []*upstream.Pool, now func() time.Time) *pool
 func (c *poolCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.targets
 	ch <- c.inFlight
+	ch <- c.healthy
 }
 
 // Collect implements prometheus.Collector. A name or address seen twice is
@@ -64,6 +70,11 @@ func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
 			}
 			seenTarget[t.Address] = true
 			ch <- prometheus.MustNewConstMetric(c.inFlight, prometheus.GaugeValue, float64(t.InFlight()), name, label(t.Address))
+			up := 0.0
+			if t.Available(now) {
+				up = 1
+			}
+			ch <- prometheus.MustNewConstMetric(c.healthy, prometheus.GaugeValue, up, name, label(t.Address))
 		}
 	}
 }

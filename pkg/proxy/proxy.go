@@ -185,7 +185,7 @@ func New(o Options) (*Handler, error) {
 		}
 	}
 	if h.health == nil {
-		h.health = health.New(health.Options{FailTimeout: cfg.FailTimeout, Now: o.Now})
+		h.health = health.New(health.Options{Upstream: o.Pool.Name, Pool: o.Pool, FailTimeout: cfg.FailTimeout, Now: o.Now})
 	}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)

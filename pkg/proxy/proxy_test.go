@@ -586,7 +586,9 @@ func TestErrorResponses(t *testing.T) {
 					}
 				})).Listener.Addr().String()
 			},
-			want: 502, wantBody: "502 Bad Gateway\n", wantKind: KindProtocol,
+			// A target that accepts and hangs up is faulty: like a
+			// failed connect it counts against it (nginx's "error").
+			want: 502, wantBody: "502 Bad Gateway\n", wantKind: KindProtocol, ejected: true,
 		},
 		{
 			name: "certificate not trusted",

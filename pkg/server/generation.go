@@ -62,6 +62,12 @@ type buildDeps struct {
 	metrics   *metrics.Metrics
 	registry  *upstream.Registry
 	tports    *proxy.Transports
+	// store shares health verdicts and the probing lease between
+	// processes (memory when state.redis is not set); book keeps the
+	// health judges' state across reloads; holder names this process.
+	store  health.Store
+	book   *health.Book
+	holder string
 }
 
 // newGeneration builds the handlers of cfg without starting anything.
@@ -91,7 +97,11 @@ func newGeneration(cfg *config.Config, d buildDeps) (*generation, error) {
 		if err != nil {
 			return nil, fmt.Errorf("upstream %q: %w", name, err)
 		}
-		hc := health.New(health.Options{FailTimeout: up.FailTimeout, Now: d.now})
+		ho, err := healthOptions(name, up, pool, d)
+		if err != nil {
+			return nil, fmt.Errorf("upstream %q health: %w", name, err)
+		}
+		hc := health.New(ho)
 		checkers = append(checkers, hc)
 		h, err := proxy.New(proxy.Options{
 			Pool:           pool,

@@ -5,6 +5,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -38,6 +40,10 @@ func TestReloadClosesOldGenerationAfterItsRequests(t *testing.T) {
 		t.Fatalf("before reload: %q", got)
 	}
 	old := r.srv.gens.current.Load()
+	checkerGoroutines := countGoroutines("health.(*Checker)")
+	if checkerGoroutines == 0 {
+		t.Fatal("the generation's health checker runs no goroutine; the test would prove nothing")
+	}
 	bgDone := make(chan struct{})
 	old.goFunc("test-task", func(ctx context.Context) {
 		<-ctx.Done()
@@ -89,7 +95,15 @@ func TestReloadClosesOldGenerationAfterItsRequests(t *testing.T) {
 	// its idle keep-alive connections are still running: ignore those
 	// by waiting for the task's goroutine only).
 	r.srv.gens.wg.Wait()
-	if err := goleak.Find(before, goleak.IgnoreAnyFunction("net/http.(*persistConn).readLoop"),
+	// The old generation's health checkers are gone: as many checker
+	// goroutines as one generation has.
+	if n := countGoroutines("health.(*Checker)"); n != checkerGoroutines {
+		t.Fatalf("%d health checker goroutines after the old generation closed, want %d (one generation's)", n, checkerGoroutines)
+	}
+	if err := goleak.Find(before,
+		// The current generation's and the process's shared state.
+		goleak.IgnoreAnyFunction("github.com/handoff-proxy/handoff/pkg/health.(*Checker).runPublisher"),
+		goleak.IgnoreAnyFunction("github.com/handoff-proxy/handoff/pkg/state/memory.(*Store).deliver"), goleak.IgnoreAnyFunction("net/http.(*persistConn).readLoop"),
 		goleak.IgnoreAnyFunction("net/http.(*persistConn).writeLoop"),
 		goleak.IgnoreAnyFunction("net/http.(*conn).serve"),
 		goleak.IgnoreAnyFunction("internal/poll.runtime_pollWait"),
@@ -101,6 +115,19 @@ func TestReloadClosesOldGenerationAfterItsRequests(t *testing.T) {
 	); err != nil {
 		t.Fatalf("goroutines left after the old generation closed: %v", err)
 	}
+}
+
+// countGoroutines counts the goroutines with fn on their stack.
+func countGoroutines(fn string) int {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	n := 0
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, fn) {
+			n++
+		}
+	}
+	return n
 }
 
 func get(t *testing.T, url string) string {

@@ -23,6 +23,7 @@ import (
 
 	"github.com/handoff-proxy/handoff/pkg/accesslog"
 	"github.com/handoff-proxy/handoff/pkg/config"
+	"github.com/handoff-proxy/handoff/pkg/health"
 	"github.com/handoff-proxy/handoff/pkg/metrics"
 	"github.com/handoff-proxy/handoff/pkg/proxy"
 	"github.com/handoff-proxy/handoff/pkg/upstream"
@@ -85,6 +86,9 @@ type Server struct {
 	metrics  *metrics.Metrics
 	registry *upstream.Registry
 	tports   *proxy.Transports
+	shared   *sharedState
+	book     *health.Book
+	holder   string
 
 	// gens holds the live generation: requests count themselves on it
 	// and keep it to the end, so a reload never changes a request midway.
@@ -152,6 +156,13 @@ func New(opts Options) (*Server, error) {
 		Logger:  opts.Logger,
 	})
 	s.tports = proxy.NewTransports(opts.Logger)
+	s.book, s.holder = health.NewBook(), holderID()
+	shared, err := newSharedState(opts.Config, opts.Logger, opts.Now)
+	if err != nil {
+		return nil, err
+	}
+	s.shared = shared
+	s.metrics.StateBackend(shared.store.Up)
 	for _, l := range opts.Config.Listeners {
 		if _, ok := opts.Listeners[l.Name]; !ok {
 			return nil, fmt.Errorf("server: no listener for %q", l.Name)
@@ -181,6 +192,9 @@ func (s *Server) buildDeps() buildDeps {
 		metrics:   s.metrics,
 		registry:  s.registry,
 		tports:    s.tports,
+		store:     s.shared.store,
+		book:      s.book,
+		holder:    s.holder,
 	}
 }
 
@@ -236,6 +250,13 @@ func (s *Server) Run(ctx context.Context) error {
 	baseCtx, cancelBase := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelBase()
 	s.baseCtx = baseCtx
+	if err := s.shared.Start(baseCtx); err != nil {
+		return fmt.Errorf("start shared state: %w", err)
+	}
+	defer s.shared.Close()
+	// The first generation loads the verdicts other processes reached
+	// before READY=1, so that this process never sends traffic to a
+	// target they already know is down.
 	if err := s.gens.current.Load().Start(baseCtx); err != nil {
 		s.gens.close()
 		return fmt.Errorf("start: %w", err)

@@ -128,6 +128,7 @@ type State struct {
 	downUntil atomic.Int64 // unix nanoseconds; zero or past means up
 	requests  atomic.Uint64
 	failures  atomic.Uint64
+	health    healthState
 }
 
 // Target is one backend of a pool: immutable config plus a pointer to its
@@ -154,10 +155,10 @@ func (t *Target) Acquire() (release func()) {
 	return func() { once.Do(func() { t.state.inFlight.Add(-1) }) }
 }
 
-// Available reports whether the target may be picked at now: it is not
-// ejected.
+// Available reports whether the target may be picked at now: its active
+// checks pass (or it has none) and it is not ejected.
 func (t *Target) Available(now time.Time) bool {
-	return now.UnixNano() >= t.state.downUntil.Load()
+	return !t.state.health.down.Load() && now.UnixNano() >= t.state.downUntil.Load()
 }
 
 // MarkFailed ejects the target until now+d after a failure and counts the
@@ -179,6 +180,8 @@ type Snapshot struct {
 	InFlight  int64     `json:"in_flight"`
 	Requests  uint64    `json:"requests"`
 	Failures  uint64    `json:"failures"`
+	// Health is the latest verdict of package health.
+	Health HealthReport `json:"health"`
 }
 
 // Snapshot reads the target's state at now.
@@ -190,8 +193,15 @@ func (t *Target) Snapshot(now time.Time) Snapshot {
 		InFlight: t.state.inFlight.Load(),
 		Requests: t.state.requests.Load(),
 		Failures: t.state.failures.Load(),
+		Health:   t.HealthReport(),
 	}
-	if !s.Healthy {
+	if s.Health.State == "" {
+		s.Health.State = "healthy"
+		if !s.Healthy {
+			s.Health.State = "ejected"
+		}
+	}
+	if !s.Healthy && now.UnixNano() < t.state.downUntil.Load() {
 		s.DownUntil = time.Unix(0, t.state.downUntil.Load())
 	}
 	return s
