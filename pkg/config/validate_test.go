@@ -181,7 +181,9 @@ func TestValidate(t *testing.T) {
 		}},
 		{name: "unknown retry_on", mutate: func(c *Config) { setUpstream(c, "api", func(u *Upstream) { u.RetryOn = []string{"timeout", "reset"} }) },
 			key: "upstreams.api.retry_on[1]", msg: `"reset" is not one of connect_failure, timeout, status_5xx`},
-		{name: "duplicate retry_on", mutate: func(c *Config) { setUpstream(c, "api", func(u *Upstream) { u.RetryOn = []string{"timeout", "timeout"} }) },
+		{name: "duplicate retry_on", mutate: func(c *Config) {
+			setUpstream(c, "api", func(u *Upstream) { u.RetryOn = []string{"timeout", "timeout"} })
+		},
 			key: "upstreams.api.retry_on[1]", msg: "listed twice"},
 		{name: "bad retry_budget", mutate: func(c *Config) { setUpstream(c, "api", func(u *Upstream) { u.RetryBudget = "120%" }) },
 			key: "upstreams.api.retry_budget", msg: "not a percentage"},
