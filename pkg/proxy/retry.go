@@ -143,12 +143,17 @@ func (r *roundTrip) run(t *upstream.Target, release func()) (*http.Response, err
 // fired, or this machine is out of a resource. pending reports whether an
 // earlier connect failure of t awaits its report.
 func (r *roundTrip) notTheTargets(err error, t *upstream.Target, pending bool) error {
-	h, ex := r.h, r.ex
-	if pending {
-		// Whatever ended the retries of the same target, its dial
-		// was refused before.
-		defer h.health.Report(t, health.Result{Outcome: health.ConnectFailed})
+	err = r.notTheTargetsErr(err, t)
+	if err != nil && pending {
+		// Whatever ended the tries of the same target, its dial was
+		// refused before.
+		r.h.health.Report(t, health.Result{Outcome: health.ConnectFailed})
 	}
+	return err
+}
+
+func (r *roundTrip) notTheTargetsErr(err error, t *upstream.Target) error {
+	h, ex := r.h, r.ex
 	var bodyErr *requestBodyError
 	switch {
 	case ex.client.Err() != nil:
