@@ -158,8 +158,9 @@ type Upstream struct {
 	// RetryBudget caps retries to this share of the upstream's requests
 	// in the last 10s, plus 10 retries in any case (Finagle's
 	// RetryBudget; Envoy's retry_budget), so that retries cannot
-	// multiply the load on a failing upstream. "100%" lets every
-	// request use all its Retries. Empty means 20%.
+	// multiply the load on a failing upstream. "100%" allows as many
+	// retries as requests; "0%" only the 10. The count restarts on
+	// reload. Empty means 20%.
 	RetryBudget string `koanf:"retry_budget" json:"retry_budget,omitempty" yaml:"retry_budget,omitempty"`
 	// MaxConns caps the requests in flight to each target (each open
 	// upstream connection carries one). A target's own max_conns
