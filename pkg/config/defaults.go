@@ -26,6 +26,8 @@ const (
 	defaultResponseHeader   = 60 * time.Second
 	defaultIdleConn         = 90 * time.Second
 	defaultWeight           = 1
+	defaultRetryBudget      = "20%"
+	defaultQueueTimeout     = 10 * time.Second
 )
 
 // Default returns the configuration with nothing configured: every
@@ -42,7 +44,8 @@ func Default() *Config {
 // does (and `handoff config` prints it): admin.listen, log, timeouts,
 // limits, shutdown_timeout; each listener's protocol and TLS min_version;
 // each route's name ("route<N>"); each upstream's strategy, hash_key (for
-// the hash strategy only), retries, fail_timeout, max_idle_per_target,
+// the hash strategy only), retries, retry_on, retry_budget,
+// queue.timeout, fail_timeout, max_idle_per_target,
 // timeouts and its targets' weights. It also upper-cases route methods
 // (RFC 9110 §9.1: method names are case-sensitive and the standard ones
 // are upper-case, so "get" can only be a mistake for "GET").
@@ -83,6 +86,11 @@ func (c *Config) ApplyDefaults() {
 		if u.Retries == nil {
 			u.Retries = new(defaultRetries)
 		}
+		if u.RetryOn == nil {
+			u.RetryOn = []string{RetryOnConnectFailure, RetryOnTimeout}
+		}
+		setDefault(&u.RetryBudget, defaultRetryBudget)
+		setDefault(&u.Queue.Timeout, defaultQueueTimeout)
 		setDefault(&u.FailTimeout, defaultFailTimeout)
 		setDefault(&u.MaxIdlePerTarget, defaultMaxIdlePerTarget)
 		setDefault(&u.Timeouts.Dial, defaultDial)

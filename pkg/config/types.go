@@ -141,10 +141,34 @@ type Upstream struct {
 	Targets []Target `koanf:"targets" json:"targets" yaml:"targets"`
 	// TLS settings for https:// targets.
 	TLS UpstreamTLS `koanf:"tls" json:"tls" yaml:"tls"`
-	// Retries is how many other targets an idempotent request is retried
-	// on after a connection failure that happened before any byte of the
-	// request was sent. Nil means 1; zero disables retries.
+	// Retries is the most times one request is sent again after a
+	// failure that RetryOn names. Nil means 1; zero disables retries.
 	Retries *int `koanf:"retries" json:"retries,omitempty" yaml:"retries,omitempty"`
+	// RetryOn lists the failures that are retried: "connect_failure"
+	// (no connection could be set up, so nothing was sent: retried
+	// whatever the method, on another target or, when there is none,
+	// on the same one after a short backoff), "timeout" (no response
+	// header in time) and "status_5xx" (the target answered 5xx; if
+	// every retry fails the client gets the last response). Timeouts
+	// and 5xx are retried only for idempotent requests (RFC 9110
+	// §9.2.2) whose body was not partly sent, and only on another
+	// target. Nil means [connect_failure, timeout], like nginx's
+	// proxy_next_upstream error timeout.
+	RetryOn []string `koanf:"retry_on" json:"retry_on,omitempty" yaml:"retry_on,omitempty"`
+	// RetryBudget caps retries to this share of the upstream's requests
+	// in the last 10s, plus 10 retries in any case (Finagle's
+	// RetryBudget; Envoy's retry_budget), so that retries cannot
+	// multiply the load on a failing upstream. "100%" allows as many
+	// retries as requests; "0%" only the 10. The count restarts on
+	// reload. Empty means 20%.
+	RetryBudget string `koanf:"retry_budget" json:"retry_budget,omitempty" yaml:"retry_budget,omitempty"`
+	// MaxConns caps the requests in flight to each target (each open
+	// upstream connection carries one). A target's own max_conns
+	// overrides it. Zero means unlimited.
+	MaxConns int `koanf:"max_conns" json:"max_conns" yaml:"max_conns"`
+	// Queue holds requests for which every eligible target is at
+	// MaxConns, until a slot frees up.
+	Queue UpstreamQueue `koanf:"queue" json:"queue" yaml:"queue"`
 	// FailTimeout is how long a target is skipped after a failed dial
 	// (passive health, as nginx max_fails=1 fail_timeout=). Zero means 10s.
 	FailTimeout time.Duration `koanf:"fail_timeout" json:"fail_timeout" yaml:"fail_timeout"`
@@ -167,6 +191,32 @@ type Target struct {
 	Address string `koanf:"address" json:"address" yaml:"address"`
 	// Weight for weighted strategies. Zero means 1.
 	Weight int `koanf:"weight" json:"weight" yaml:"weight"`
+	// MaxConns caps the requests in flight to this target. Zero means
+	// the upstream's max_conns.
+	MaxConns int `koanf:"max_conns" json:"max_conns,omitempty" yaml:"max_conns,omitempty"`
+}
+
+// Failures Upstream.RetryOn may name.
+const (
+	RetryOnConnectFailure = "connect_failure"
+	RetryOnTimeout        = "timeout"
+	RetryOnStatus5xx      = "status_5xx"
+)
+
+// RetryOnValues lists every valid Upstream.RetryOn entry.
+func RetryOnValues() []string {
+	return []string{RetryOnConnectFailure, RetryOnTimeout, RetryOnStatus5xx}
+}
+
+// UpstreamQueue bounds the wait for a free target when every eligible
+// target is at max_conns. Past Size waiting requests, or after Timeout,
+// a request gets 503.
+type UpstreamQueue struct {
+	// Size is how many requests may wait. Zero means none: a request
+	// that finds every eligible target full gets 503 at once.
+	Size int `koanf:"size" json:"size" yaml:"size"`
+	// Timeout bounds one request's wait. Zero means 10s.
+	Timeout time.Duration `koanf:"timeout" json:"timeout" yaml:"timeout"`
 }
 
 // UpstreamTLS configures TLS towards https:// targets.

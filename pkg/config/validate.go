@@ -18,6 +18,7 @@ import (
 	"github.com/handoff-proxy/handoff/pkg/activation"
 	"github.com/handoff-proxy/handoff/pkg/balance"
 	"github.com/handoff-proxy/handoff/pkg/clientip"
+	"github.com/handoff-proxy/handoff/pkg/health"
 	"github.com/handoff-proxy/handoff/pkg/route"
 	"github.com/handoff-proxy/handoff/pkg/upstream"
 )
@@ -320,7 +321,38 @@ func (v *validator) upstreams(c *Config) {
 		}
 		v.keyPair(tlsKey, u.TLS.Cert, u.TLS.Key, false)
 		v.health(joinKey(key, "health"), u.Health)
+		v.retryOn(joinKey(key, "retry_on"), u.RetryOn)
+		if _, err := health.ParsePercent(u.RetryBudget); err != nil {
+			v.errs.add(joinKey(key, "retry_budget"), "%v", err)
+		}
+		if u.Queue.Size > 0 && u.MaxConns == 0 && !anyMaxConns(u.Targets) {
+			v.warns.add(joinKey(key, "queue.size"), "ignored: no max_conns is set, so no request ever waits")
+		}
 	}
+}
+
+// retryOn checks every entry of an upstream's retry_on.
+func (v *validator) retryOn(key string, list []string) {
+	seen := make(map[string]bool, len(list))
+	for i, r := range list {
+		ikey := indexKey(key, i)
+		switch {
+		case !slices.Contains(RetryOnValues(), r):
+			v.errs.add(ikey, "%q is not one of %s", r, strings.Join(RetryOnValues(), ", "))
+		case seen[r]:
+			v.errs.add(ikey, "%q is listed twice", r)
+		}
+		seen[r] = true
+	}
+}
+
+func anyMaxConns(ts []Target) bool {
+	for _, t := range ts {
+		if t.MaxConns > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 func cmpOr(s, def string) string {

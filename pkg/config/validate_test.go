@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // validConfig is a small valid config built in Go, without defaults.
@@ -171,6 +172,25 @@ func TestValidate(t *testing.T) {
 		}, key: "upstreams.api.targets[1].address", msg: "same target as targets[0] (http://127.0.0.1:9001)"},
 		{name: "negative weight", mutate: func(c *Config) { setUpstream(c, "api", func(u *Upstream) { u.Targets[0].Weight = -1 }) },
 			key: "upstreams.api.targets[0].weight", msg: "must not be negative"},
+		{name: "retry and capacity settings", mutate: func(c *Config) {
+			setUpstream(c, "api", func(u *Upstream) {
+				u.RetryOn, u.RetryBudget, u.MaxConns = []string{"status_5xx", "connect_failure"}, "35%", 100
+				u.Queue = UpstreamQueue{Size: 50, Timeout: time.Second}
+				u.Targets[0].MaxConns = 10
+			})
+		}},
+		{name: "unknown retry_on", mutate: func(c *Config) { setUpstream(c, "api", func(u *Upstream) { u.RetryOn = []string{"timeout", "reset"} }) },
+			key: "upstreams.api.retry_on[1]", msg: `"reset" is not one of connect_failure, timeout, status_5xx`},
+		{name: "duplicate retry_on", mutate: func(c *Config) {
+			setUpstream(c, "api", func(u *Upstream) { u.RetryOn = []string{"timeout", "timeout"} })
+		},
+			key: "upstreams.api.retry_on[1]", msg: "listed twice"},
+		{name: "bad retry_budget", mutate: func(c *Config) { setUpstream(c, "api", func(u *Upstream) { u.RetryBudget = "120%" }) },
+			key: "upstreams.api.retry_budget", msg: "not a percentage"},
+		{name: "negative max_conns", mutate: func(c *Config) { setUpstream(c, "api", func(u *Upstream) { u.Targets[0].MaxConns = -1 }) },
+			key: "upstreams.api.targets[0].max_conns", msg: "must not be negative"},
+		{name: "negative queue size", mutate: func(c *Config) { setUpstream(c, "api", func(u *Upstream) { u.Queue.Size = -1 }) },
+			key: "upstreams.api.queue.size", msg: "must not be negative"},
 		{name: "negative retries", mutate: func(c *Config) { setUpstream(c, "api", func(u *Upstream) { u.Retries = new(-2) }) },
 			key: "upstreams.api.retries", msg: "must not be negative"},
 		{name: "negative upstream timeout", mutate: func(c *Config) { setUpstream(c, "api", func(u *Upstream) { u.Timeouts.Dial = -1 }) },

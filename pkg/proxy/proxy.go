@@ -1,6 +1,7 @@
 // Package proxy owns the HTTP forwarding of a request to one upstream pool:
-// picking a target through a Selector, retrying a connection failure on
-// another target, rewriting forwarding headers (X-Forwarded-*, RFC 7239
+// picking a target through a Selector, capping requests per target with
+// a bounded wait queue, retrying connect failures, timeouts and 5xx
+// answers within a retry budget, rewriting forwarding headers (X-Forwarded-*, RFC 7239
 // Forwarded, Via, X-Request-Id), refusing h2c smuggling, streaming bodies,
 // trailers and upgraded connections both ways, mapping failures to 502,
 // 503 or 504, and the connection pools towards targets (Transports).
@@ -21,6 +22,7 @@
 package proxy
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -69,8 +71,8 @@ type Health interface {
 // methods are called on request goroutines and must be safe for concurrent
 // use and fast. A client that went away never produces a call.
 type Observer interface {
-	// Retry reports that a request to upstream is sent to another target
-	// after a connection failure.
+	// Retry reports that a request to upstream is sent again (see
+	// config.Upstream.RetryOn).
 	Retry(upstream string)
 	// UpstreamError reports a failure of target (its configured address;
 	// empty for KindNoTarget) of upstream; kind is one of the Kind
@@ -87,8 +89,10 @@ func (nopObserver) UpstreamError(string, string, string) {}
 type Options struct {
 	// Pool is the upstream pool requests are sent to. Required.
 	Pool *upstream.Pool
-	// Upstream is the pool's configuration: timeouts, TLS, retries, fail
-	// timeout and, for the hash strategy, the hash key. Zero values mean
+	// Upstream is the pool's configuration: timeouts, TLS, retries,
+	// retry_on, retry_budget, queue, fail timeout and, for the hash
+	// strategy, the hash key (max_conns is in Pool's targets, see
+	// PoolSpec). Zero values mean
 	// the defaults config.ApplyDefaults gives.
 	Upstream config.Upstream
 	// Selector picks targets of Pool. Required.
@@ -138,7 +142,9 @@ type Handler struct {
 	obs     Observer
 	maxBody int64
 	timeout time.Duration
-	retries int
+	policy  retryPolicy
+	budget  *retryBudget
+	queue   *waitQueue // nil when no target has max_conns
 	rp      *httputil.ReverseProxy
 }
 
@@ -175,7 +181,22 @@ func New(o Options) (*Handler, error) {
 		obs:     o.Observer,
 		maxBody: o.MaxRequestBody,
 		timeout: o.RequestTimeout,
-		retries: max(*cfg.Retries, 0),
+		policy:  newRetryPolicy(cfg),
+	}
+	ratio, err := health.ParsePercent(cfg.RetryBudget)
+	if err != nil {
+		return nil, fmt.Errorf("new proxy for %q: retry_budget: %w", o.Pool.Name, err)
+	}
+	now := o.Now
+	if now == nil {
+		now = time.Now
+	}
+	h.budget = newRetryBudget(ratio, now)
+	for _, t := range o.Pool.Targets {
+		if t.MaxConns > 0 {
+			h.queue = &waitQueue{size: int64(cfg.Queue.Size), timeout: cfg.Queue.Timeout, freed: make(chan struct{}, 1)}
+			break
+		}
 	}
 	if cfg.Strategy == balance.StrategyHash {
 		// Other strategies ignore the hash key, and validation only
@@ -206,11 +227,13 @@ func New(o Options) (*Handler, error) {
 	return h, nil
 }
 
-// PoolSpec returns what package upstream needs to build the pool of u.
+// PoolSpec returns what package upstream needs to build the pool of u:
+// each target's address, weight and max_conns (its own, else the
+// upstream's).
 func PoolSpec(u config.Upstream) upstream.PoolSpec {
 	spec := upstream.PoolSpec{Strategy: u.Strategy, Targets: make([]upstream.TargetSpec, 0, len(u.Targets))}
 	for _, t := range u.Targets {
-		spec.Targets = append(spec.Targets, upstream.TargetSpec{Address: t.Address, Weight: t.Weight})
+		spec.Targets = append(spec.Targets, upstream.TargetSpec{Address: t.Address, Weight: t.Weight, MaxConns: cmp.Or(t.MaxConns, u.MaxConns)})
 	}
 	return spec
 }
@@ -396,8 +419,11 @@ func (h *Handler) writeError(w http.ResponseWriter, ex *exchange, err error) {
 		return
 	}
 	detail := ""
-	if errors.Is(err, errNoTarget) {
+	switch {
+	case errors.Is(err, errNoTarget):
 		detail = errNoTarget.Error()
+	case errors.Is(err, errCapacity):
+		detail = errCapacity.Error()
 	}
 	h.writeStatus(w, ex, code, detail)
 }

@@ -413,6 +413,7 @@ func TestRetry(t *testing.T) {
 		chunked     bool
 		header      map[string]string
 		retries     *int
+		retryOn     []string
 		targets     []string // "dead", "live" or "notls" (https to a plain server)
 		wantStatus  int
 		wantRetries int
@@ -422,7 +423,10 @@ func TestRetry(t *testing.T) {
 		{name: "head retried", method: "HEAD", targets: []string{"dead", "live"}, wantStatus: 200, wantRetries: 1, wantHits: 1},
 		{name: "put with body retried, body intact", method: "PUT", body: "payload", targets: []string{"dead", "live"}, wantStatus: 200, wantRetries: 1, wantHits: 1},
 		{name: "chunked put retried", method: "PUT", body: "chunked payload", chunked: true, targets: []string{"dead", "live"}, wantStatus: 200, wantRetries: 1, wantHits: 1},
-		{name: "post with body not retried", method: "POST", body: "x", targets: []string{"dead", "live"}, wantStatus: 502},
+		// Nothing reached the dead target: safe whatever the method
+		// (this was a 502 before issue 8).
+		{name: "post with unread body retried", method: "POST", body: "x", targets: []string{"dead", "live"}, wantStatus: 200, wantRetries: 1, wantHits: 1},
+		{name: "retry_on without connect_failure", method: "GET", retryOn: []string{"timeout"}, targets: []string{"dead", "live"}, wantStatus: 502},
 		{name: "post without body retried", method: "POST", targets: []string{"dead", "live"}, wantStatus: 200, wantRetries: 1, wantHits: 1},
 		{name: "post with idempotency-key retried", method: "POST", body: "x", header: map[string]string{"Idempotency-Key": `"k1"`}, targets: []string{"dead", "live"}, wantStatus: 200, wantRetries: 1, wantHits: 1},
 		{name: "post with x-idempotency-key retried", method: "POST", body: "x", header: map[string]string{"X-Idempotency-Key": "k1"}, targets: []string{"dead", "live"}, wantStatus: 200, wantRetries: 1, wantHits: 1},
@@ -449,7 +453,7 @@ func TestRetry(t *testing.T) {
 					targets = append(targets, live.Listener.Addr().String())
 				}
 			}
-			hr := newHarness(t, harnessOptions{targets: targets, upstream: config.Upstream{Retries: tt.retries}})
+			hr := newHarness(t, harnessOptions{targets: targets, upstream: config.Upstream{Retries: tt.retries, RetryOn: tt.retryOn}})
 			var body io.Reader
 			if tt.body != "" {
 				body = strings.NewReader(tt.body)
@@ -807,26 +811,39 @@ func TestEjectionFollowsInjectedClock(t *testing.T) {
 	}
 }
 
-func TestCanRetry(t *testing.T) {
-	withRead := &bodyGuard{rc: io.NopCloser(strings.NewReader(""))}
-	withRead.n.Store(3)
+// TestCanResend: a request that never reached a target may be resent
+// whatever its method (HAProxy retry-on conn-failure); one the target may
+// have acted on only when idempotent (RFC 9110 §9.2.2) and never with a
+// partly sent body.
+func TestCanResend(t *testing.T) {
+	read := func(eof bool) *bodyGuard {
+		g := &bodyGuard{rc: io.NopCloser(strings.NewReader(""))}
+		g.n.Store(3)
+		g.eof.Store(eof)
+		return g
+	}
 	tests := []struct {
-		name    string
-		method  string
-		body    *bodyGuard
-		header  http.Header
-		getBody bool
-		want    bool
+		name       string
+		method     string
+		body       *bodyGuard
+		header     http.Header
+		getBody    bool
+		wroteAll   bool
+		wantUnsent bool
+		wantSent   bool
 	}{
-		{name: "no body", method: "POST", want: true},
-		{name: "get with body", method: "GET", body: &bodyGuard{}, want: true},
-		{name: "delete", method: "DELETE", body: &bodyGuard{}, want: true},
-		{name: "options", method: "OPTIONS", body: &bodyGuard{}, want: true},
-		{name: "post", method: "POST", body: &bodyGuard{}, want: false},
-		{name: "patch", method: "PATCH", body: &bodyGuard{}, want: false},
-		{name: "post with key", method: "POST", body: &bodyGuard{}, header: http.Header{"Idempotency-Key": {`"a"`}}, want: true},
-		{name: "consumed body without GetBody", method: "PUT", body: withRead, want: false},
-		{name: "consumed body with GetBody", method: "PUT", body: withRead, getBody: true, want: true},
+		{name: "no body", method: "POST", wantUnsent: true, wantSent: false},
+		{name: "get with body", method: "GET", body: &bodyGuard{}, wantUnsent: true, wantSent: true},
+		{name: "get without body", method: "GET", wantUnsent: true, wantSent: true},
+		{name: "delete", method: "DELETE", body: &bodyGuard{}, wantUnsent: true, wantSent: true},
+		{name: "options", method: "OPTIONS", body: &bodyGuard{}, wantUnsent: true, wantSent: true},
+		{name: "post with unread body", method: "POST", body: &bodyGuard{}, wantUnsent: true, wantSent: false},
+		{name: "patch with unread body", method: "PATCH", body: &bodyGuard{}, wantUnsent: true, wantSent: false},
+		{name: "post with key", method: "POST", body: &bodyGuard{}, header: http.Header{"Idempotency-Key": {`"a"`}}, wantUnsent: true, wantSent: true},
+		{name: "consumed body without GetBody", method: "PUT", body: read(true), wroteAll: true, wantUnsent: false, wantSent: false},
+		{name: "consumed body with GetBody", method: "PUT", body: read(true), getBody: true, wroteAll: true, wantUnsent: true, wantSent: true},
+		{name: "partly sent body with GetBody", method: "PUT", body: read(false), getBody: true, wantUnsent: true, wantSent: false},
+		{name: "whole body read but not written", method: "PUT", body: read(true), getBody: true, wantUnsent: true, wantSent: false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -837,8 +854,11 @@ func TestCanRetry(t *testing.T) {
 			if tt.getBody {
 				r.GetBody = func() (io.ReadCloser, error) { return http.NoBody, nil }
 			}
-			if got := canRetry(r, tt.body); got != tt.want {
-				t.Fatalf("canRetry = %v, want %v", got, tt.want)
+			if got := canResendUnsent(r, tt.body); got != tt.wantUnsent {
+				t.Errorf("canResendUnsent = %v, want %v", got, tt.wantUnsent)
+			}
+			if got := canResendSent(r, tt.body, attempt{wroteAll: tt.wroteAll}); got != tt.wantSent {
+				t.Errorf("canResendSent = %v, want %v", got, tt.wantSent)
 			}
 		})
 	}

@@ -28,11 +28,21 @@ const (
 	// KindProtocol: any other failure talking to the target (reset,
 	// malformed response, refused upgrade).
 	KindProtocol = "protocol"
+	// KindCapacity: every eligible target was at its max_conns and the
+	// queue was full or the wait timed out; the target argument is
+	// empty.
+	KindCapacity = "capacity"
+	// KindLocal: this machine ran out of a resource (file descriptors,
+	// memory, ephemeral ports) while reaching the target; not the
+	// target's fault.
+	KindLocal = "local"
 )
 
 var (
 	// errNoTarget means no target was eligible.
 	errNoTarget = errors.New("no healthy upstream")
+	// errCapacity means every eligible target was at its max_conns.
+	errCapacity = errors.New("upstream at capacity")
 	// errClientGone marks an error that happened because the client went
 	// away (its request context was canceled).
 	errClientGone = errors.New("client went away")
@@ -45,6 +55,13 @@ type requestBodyError struct{ err error }
 func (e *requestBodyError) Error() string { return "read request body: " + e.err.Error() }
 func (e *requestBodyError) Unwrap() error { return e.err }
 
+// localError wraps a failure caused by a shortage of this machine's
+// resources (see isLocalError).
+type localError struct{ err error }
+
+func (e *localError) Error() string { return "local resource exhausted: " + e.err.Error() }
+func (e *localError) Unwrap() error { return e.err }
+
 // statusFor maps an error from forwarding a request to the status the
 // client gets. It is the only place that does (caddy reverseproxy
 // statusError does the same job):
@@ -52,7 +69,9 @@ func (e *requestBodyError) Unwrap() error { return e.err }
 //   - client went away: StatusClientClosedRequest, for the logs only;
 //   - request body over MaxRequestBody: 413 (RFC 9110 §15.5.14);
 //   - request body unreadable (malformed chunking): 400;
-//   - no eligible target: 503;
+//   - no eligible target, every eligible target at its max_conns, or
+//     this machine out of a resource (file descriptors, memory, ports):
+//     503 (RFC 9110 §15.6.4: temporary overload, not the target's fault);
 //   - the upstream timed out (dial, TLS handshake, response header,
 //     RequestTimeout): 504 (RFC 9110 §15.6.5);
 //   - anything else: 502 (RFC 9110 §15.6.3).
@@ -60,6 +79,7 @@ func statusFor(err error) int {
 	var (
 		tooLarge *http.MaxBytesError
 		bodyErr  *requestBodyError
+		localErr *localError
 		netErr   net.Error
 	)
 	switch {
@@ -69,7 +89,7 @@ func statusFor(err error) int {
 		return http.StatusRequestEntityTooLarge
 	case errors.As(err, &bodyErr):
 		return http.StatusBadRequest
-	case errors.Is(err, errNoTarget):
+	case errors.Is(err, errNoTarget), errors.Is(err, errCapacity), errors.As(err, &localErr):
 		return http.StatusServiceUnavailable
 	case errors.Is(err, context.DeadlineExceeded),
 		errors.As(err, &netErr) && netErr.Timeout():
@@ -86,6 +106,8 @@ func kindOf(err error, connectFailed bool) string {
 	switch {
 	case errors.Is(err, errNoTarget):
 		return KindNoTarget
+	case errors.Is(err, errCapacity):
+		return KindCapacity
 	case errors.Is(err, context.DeadlineExceeded),
 		errors.As(err, &netErr) && netErr.Timeout():
 		return KindTimeout

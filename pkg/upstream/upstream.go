@@ -140,6 +140,9 @@ type Target struct {
 	URL *url.URL
 	// Weight, at least 1.
 	Weight int
+	// MaxConns caps the requests in flight (TryAcquire); zero means
+	// unlimited.
+	MaxConns int64
 
 	state *State
 }
@@ -147,9 +150,39 @@ type Target struct {
 // InFlight is the number of requests currently sent to the target.
 func (t *Target) InFlight() int64 { return t.state.inFlight.Load() }
 
-// Acquire counts a request as in flight until the returned func is called.
+// Acquire counts a request as in flight until the returned func is called,
+// whatever MaxConns says.
 func (t *Target) Acquire() (release func()) {
 	t.state.inFlight.Add(1)
+	return t.acquired()
+}
+
+// HasRoom reports whether the target is below MaxConns now. Another
+// request may take the last slot before TryAcquire: it is a hint for
+// selection, TryAcquire decides.
+func (t *Target) HasRoom() bool {
+	return t.MaxConns <= 0 || t.state.inFlight.Load() < t.MaxConns
+}
+
+// TryAcquire is Acquire when the target is below MaxConns; otherwise it
+// counts nothing and reports false. The cap holds for the address across
+// pools and reloads, since the in-flight count lives in its State.
+func (t *Target) TryAcquire() (release func(), ok bool) {
+	if t.MaxConns <= 0 {
+		return t.Acquire(), true
+	}
+	for {
+		n := t.state.inFlight.Load()
+		if n >= t.MaxConns {
+			return nil, false
+		}
+		if t.state.inFlight.CompareAndSwap(n, n+1) {
+			return t.acquired(), true
+		}
+	}
+}
+
+func (t *Target) acquired() (release func()) {
 	t.state.requests.Add(1)
 	var once sync.Once
 	return func() { once.Do(func() { t.state.inFlight.Add(-1) }) }
@@ -208,10 +241,13 @@ func (t *Target) Snapshot(now time.Time) Snapshot {
 }
 
 // TargetSpec describes one target to build: its configured address (see
-// ParseAddress) and weight (zero or less means 1).
+// ParseAddress), weight (zero or less means 1) and cap.
 type TargetSpec struct {
 	Address string
 	Weight  int
+	// MaxConns caps the target's requests in flight; zero or less
+	// means unlimited.
+	MaxConns int
 }
 
 // PoolSpec describes a pool to build.
@@ -268,7 +304,7 @@ func (r *Registry) NewPool(name string, spec PoolSpec) (*Pool, error) {
 		if w <= 0 {
 			w = 1
 		}
-		p.Targets = append(p.Targets, &Target{Address: tc.Address, URL: u, Weight: w, state: r.state(u.String())})
+		p.Targets = append(p.Targets, &Target{Address: tc.Address, URL: u, Weight: w, MaxConns: int64(max(tc.MaxConns, 0)), state: r.state(u.String())})
 	}
 	return p, nil
 }

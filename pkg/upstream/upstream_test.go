@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -127,5 +128,57 @@ func TestNewPoolRejectsBadAddress(t *testing.T) {
 	_, err := NewRegistry().NewPool("web", PoolSpec{Targets: []TargetSpec{{Address: "ftp://x:1"}}})
 	if err == nil || !strings.Contains(err.Error(), `upstream "web" target 0`) {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// TestTryAcquire: the cap holds under concurrent acquirers, HasRoom
+// follows it, and zero means unlimited.
+func TestTryAcquire(t *testing.T) {
+	tests := []struct {
+		name     string
+		maxConns int
+		tries    int
+		wantOK   int
+	}{
+		{name: "unlimited", maxConns: 0, tries: 100, wantOK: 100},
+		{name: "capped", maxConns: 7, tries: 100, wantOK: 7},
+		{name: "negative is unlimited", maxConns: -1, tries: 10, wantOK: 10},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := NewRegistry().NewPool("web", PoolSpec{Targets: []TargetSpec{{Address: "127.0.0.1:1", MaxConns: tt.maxConns}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			tg := p.Targets[0]
+			var (
+				mu       sync.Mutex
+				releases []func()
+				wg       sync.WaitGroup
+			)
+			for range tt.tries {
+				wg.Go(func() {
+					if rel, ok := tg.TryAcquire(); ok {
+						mu.Lock()
+						releases = append(releases, rel)
+						mu.Unlock()
+					}
+				})
+			}
+			wg.Wait()
+			if len(releases) != tt.wantOK || tg.InFlight() != int64(tt.wantOK) {
+				t.Fatalf("acquired %d (in flight %d), want %d", len(releases), tg.InFlight(), tt.wantOK)
+			}
+			if tt.maxConns > 0 && tg.HasRoom() {
+				t.Errorf("HasRoom at the cap")
+			}
+			releases[0]()
+			if !tg.HasRoom() {
+				t.Errorf("no room after a release")
+			}
+			if _, ok := tg.TryAcquire(); !ok {
+				t.Errorf("TryAcquire failed with room")
+			}
+		})
 	}
 }
