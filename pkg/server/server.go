@@ -85,6 +85,7 @@ type Server struct {
 	metrics  *metrics.Metrics
 	registry *upstream.Registry
 	tports   *proxy.Transports
+	cache    *cacheResources // cache: stores that outlive reloads (cache.go)
 
 	// gens holds the live generation: requests count themselves on it
 	// and keep it to the end, so a reload never changes a request midway.
@@ -152,6 +153,11 @@ func New(opts Options) (*Server, error) {
 		Logger:  opts.Logger,
 	})
 	s.tports = proxy.NewTransports(opts.Logger)
+	var err error
+	if s.cache, err = newCacheResources(opts.Config, nil, opts.Logger); err != nil { // cache
+		return nil, err
+	}
+	s.metrics.Registry().MustRegister(s.cache.collector()) // cache
 	for _, l := range opts.Config.Listeners {
 		if _, ok := opts.Listeners[l.Name]; !ok {
 			return nil, fmt.Errorf("server: no listener for %q", l.Name)
@@ -181,6 +187,7 @@ func (s *Server) buildDeps() buildDeps {
 		metrics:   s.metrics,
 		registry:  s.registry,
 		tports:    s.tports,
+		cache:     s.cache, // cache
 	}
 }
 
@@ -236,8 +243,10 @@ func (s *Server) Run(ctx context.Context) error {
 	baseCtx, cancelBase := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelBase()
 	s.baseCtx = baseCtx
+	s.cache.Start(baseCtx) // cache
 	if err := s.gens.current.Load().Start(baseCtx); err != nil {
 		s.gens.close()
+		s.cache.Close() // cache
 		return fmt.Errorf("start: %w", err)
 	}
 
@@ -287,6 +296,7 @@ func (s *Server) Run(ctx context.Context) error {
 	})
 	serving.Wait()
 	s.gens.close()
+	s.cache.Close() // cache
 	s.tports.Close()
 	return runErr
 }
