@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -155,10 +156,11 @@ type genCache struct {
 
 // generation builds the cache of a generation of cfg and points every
 // route with caching on at its cache: specs[i].Handler becomes the route's
-// upstream handler wrapped in it. A nil r caches nothing.
+// upstream handler wrapped in it. A nil r, or a config where no route
+// caches, gives a nil *genCache.
 func (r *cacheResources) generation(cfg *config.Config, specs []route.Spec, handlers map[string]http.Handler) (*genCache, error) {
-	if r == nil {
-		return nil, nil
+	if r == nil || !slices.ContainsFunc(cfg.Routes, func(rt config.Route) bool { return rt.Cache != nil && rt.Cache.Enabled }) {
+		return nil, nil // nothing to cache: no cache, no goroutine
 	}
 	o := r.opts
 	o.MaxObject = cfg.Cache.MaxObjectBytes()
