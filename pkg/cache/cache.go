@@ -167,7 +167,8 @@ func (c *Cache) Stats() Stats {
 
 // Purge removes entries: with exact, the one URL (all its variants);
 // otherwise every URL starting with url; an empty url removes everything.
-// url is "scheme://host/path?query" as the client asked for it.
+// url is "scheme://host/path?query" as the client asked for it; a port
+// in it is ignored, as in the keys (see PrimaryKey).
 func (c *Cache) Purge(ctx context.Context, url string, exact bool) (int, error) {
 	if url == "" {
 		return c.o.Store.Purge(ctx, "")
@@ -189,7 +190,7 @@ func normaliseURL(u string) string {
 		return u
 	}
 	host, path, _ := strings.Cut(rest, "/")
-	return strings.ToLower(scheme) + "://" + strings.ToLower(host) + "/" + path
+	return strings.ToLower(scheme) + "://" + keyHost(host) + "/" + path
 }
 
 // goBackground runs f on the cache's lifetime, recovering a panic.

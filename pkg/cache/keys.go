@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"net"
 	"slices"
 	"strings"
 )
@@ -15,8 +16,23 @@ type KeyOptions struct {
 	Headers []string
 }
 
+// keyHost is the host of a key: lower-cased and without the port. Routes
+// match the host without its port, so requests that differ only in the
+// port the client connected to reach the same upstream, and share entries
+// (two processes of one deployment often listen on different ports).
+func keyHost(host string) string {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		if strings.Contains(h, ":") {
+			h = "[" + h + "]"
+		}
+		host = h
+	}
+	return strings.ToLower(host)
+}
+
 // PrimaryKey is the cache key of a request (RFC 9111 §2): the target URI,
-// as "scheme://host/path?query", then each configured header as
+// as "scheme://host/path?query" with the host lower-cased and without its
+// port (see keyHost), then each configured header as
 // "\x00name=value". It starts with the URI so that purging by URL prefix
 // is a key prefix match.
 func PrimaryKey(scheme, host, path, rawQuery string, h Header, o KeyOptions) string {
@@ -24,7 +40,7 @@ func PrimaryKey(scheme, host, path, rawQuery string, h Header, o KeyOptions) str
 	b.Grow(len(scheme) + 3 + len(host) + len(path) + len(rawQuery) + 1)
 	b.WriteString(strings.ToLower(scheme))
 	b.WriteString("://")
-	b.WriteString(strings.ToLower(host))
+	b.WriteString(keyHost(host))
 	if path == "" {
 		path = "/"
 	}

@@ -4,9 +4,14 @@ import "github.com/prometheus/client_golang/prometheus"
 
 // Collector exposes Stats as Prometheus metrics (handoff_cache_*), for the
 // lead to register on pkg/metrics' registry.
-func (c *Cache) Collector() prometheus.Collector { return collector{c} }
+func (c *Cache) Collector() prometheus.Collector { return StatsCollector(c.Stats) }
 
-type collector struct{ c *Cache }
+// StatsCollector exposes what stats returns as the metrics of Collector:
+// for a process whose caches come and go with its config generations and
+// whose counters it sums itself.
+func StatsCollector(stats func() Stats) prometheus.Collector { return collector{stats} }
+
+type collector struct{ stats func() Stats }
 
 var (
 	descEntries = prometheus.NewDesc("handoff_cache_entries", "Entries in this process's memory tier.", nil, nil)
@@ -21,7 +26,7 @@ func (collector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (m collector) Collect(ch chan<- prometheus.Metric) {
-	s := m.c.Stats()
+	s := m.stats()
 	ch <- prometheus.MustNewConstMetric(descEntries, prometheus.GaugeValue, float64(s.Entries))
 	ch <- prometheus.MustNewConstMetric(descBytes, prometheus.GaugeValue, float64(s.Bytes))
 	for kind, v := range map[string]int64{"hit": s.Hits, "miss": s.Misses, "stale": s.StaleServed,

@@ -22,6 +22,7 @@ type Static struct {
 	Limits          Limits         `json:"limits" yaml:"limits"`
 	ShutdownTimeout time.Duration  `json:"shutdown_timeout" yaml:"shutdown_timeout"`
 	State           State          `json:"state,omitzero" yaml:"state,omitempty"`
+	Cache           Cache          `json:"cache,omitzero" yaml:"cache,omitempty"`
 }
 
 // Static returns a deep copy of the static half of c.
@@ -35,6 +36,7 @@ func (c *Config) Static() Static {
 		Limits:          cp.Limits,
 		ShutdownTimeout: cp.ShutdownTimeout,
 		State:           cp.State,
+		Cache:           cp.Cache,
 	}
 }
 
@@ -85,6 +87,8 @@ func staticLeaves(c *Config) map[string]string {
 	}
 	leafValues("admin", c.Admin, out)
 	leafValues("state", c.State, out)
+	leafValues("cache", c.Cache, out)
+	delete(out, "cache.max_object") // dynamic: each generation's cache applies it
 	leafValues("log", c.Log, out)
 	leafValues("timeouts", c.Timeouts, out)
 	leafValues("limits", c.Limits, out)

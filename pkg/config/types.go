@@ -44,6 +44,8 @@ type Config struct {
 	// State is where the processes of one deployment share what they
 	// know. Static: the Redis client is made once per process.
 	State State `koanf:"state" json:"state,omitzero" yaml:"state,omitempty"`
+	// Cache is the process's HTTP cache (see cache.go); routes opt in.
+	Cache Cache `koanf:"cache" json:"cache,omitzero" yaml:"cache,omitempty"`
 }
 
 // Listener protocols.
@@ -98,6 +100,8 @@ type Route struct {
 	Match Match `koanf:"match" json:"match" yaml:"match"`
 	// Upstream is the name of the upstream in Config.Upstreams. Required.
 	Upstream string `koanf:"upstream" json:"upstream" yaml:"upstream"`
+	// Cache of this route's responses (see cache.go). Nil means none.
+	Cache *RouteCache `koanf:"cache" json:"cache,omitempty" yaml:"cache,omitempty"`
 }
 
 // Match holds the conditions of a route.

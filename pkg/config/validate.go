@@ -71,6 +71,7 @@ func (v *validator) config(c *Config) {
 	v.state(c)
 	v.upstreams(c)
 	v.routes(c)
+	v.cache(c)
 	v.negatives("", reflect.ValueOf(c).Elem())
 }
 

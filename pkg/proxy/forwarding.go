@@ -166,6 +166,12 @@ func requestID(h http.Header) string {
 	return newRequestID()
 }
 
+// RequestID is the X-Request-Id a request is forwarded with: the incoming
+// one when it is sane, a new random one otherwise. Handlers in front of the
+// forwarder that answer some requests themselves (the cache) use it, and
+// set it on the request so that the forwarder keeps the same id.
+func RequestID(h http.Header) string { return requestID(h) }
+
 func saneRequestID(s string) bool {
 	if s == "" || len(s) > maxRequestIDLen {
 		return false

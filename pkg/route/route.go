@@ -33,6 +33,11 @@ type Spec struct {
 	Match Conditions
 	// Upstream names the handler the route sends to.
 	Upstream string
+	// Handler, when not nil, serves this route instead of the upstream's
+	// handler (for example that handler wrapped in the route's cache,
+	// when two routes to one upstream differ in cache settings). The
+	// upstream must still have a handler.
+	Handler http.Handler
 }
 
 // Conditions are the conditions of a route, as configured; see
@@ -160,6 +165,9 @@ func build(i int, cr Spec, handlers map[string]http.Handler) (*Route, error) {
 	h, ok := handlers[cr.Upstream]
 	if !ok || h == nil {
 		return nil, fmt.Errorf("%w: no upstream %q", ErrInvalidRoute, cr.Upstream)
+	}
+	if cr.Handler != nil {
+		h = cr.Handler
 	}
 	rt := &Route{
 		Name:     cr.Name,

@@ -780,3 +780,41 @@ func TestMatchDoesNotAllocate(t *testing.T) {
 		}
 	}
 }
+
+// Two routes to one upstream may differ in what wraps the upstream's
+// handler (a cache on one only): Spec.Handler serves its route, the
+// upstream's handler the others, and the upstream must still exist.
+func TestSpecHandlerOverridesUpstreamHandler(t *testing.T) {
+	wrapped := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "wrapped") })
+	handlers := map[string]http.Handler{"web": upstreamHandler("web")}
+	tests := []struct {
+		name string
+		path string
+		want string
+	}{
+		{name: "route with its own handler", path: "/static/x", want: "wrapped"},
+		{name: "route with the upstream's handler", path: "/api", want: "upstream=web info.route=api info.upstream=web"},
+	}
+	tb, err := New([]Spec{
+		{Name: "static", Match: Conditions{PathPrefix: "/static"}, Upstream: "web", Handler: wrapped},
+		{Name: "api", Upstream: "web"},
+	}, handlers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			r := httptest.NewRequest(http.MethodGet, tt.path, nil)
+			ctx, _ := reqinfo.With(r.Context())
+			r = r.WithContext(ctx)
+			tb.ServeHTTP(rec, r)
+			if got := rec.Body.String(); got != tt.want {
+				t.Fatalf("body %q, want %q", got, tt.want)
+			}
+		})
+	}
+	if _, err := New([]Spec{{Upstream: "nope", Handler: wrapped}}, handlers); !errors.Is(err, ErrInvalidRoute) {
+		t.Fatalf("unknown upstream with a Handler: %v, want ErrInvalidRoute", err)
+	}
+}

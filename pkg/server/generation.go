@@ -38,6 +38,7 @@ type generation struct {
 	// checkers judge the targets' health, one per upstream; they own
 	// the probes and shared-verdict subscriptions.
 	checkers []*health.Checker
+	cache    *genCache // cache: the routes' HTTP cache (cache.go)
 
 	// refs counts requests being served on this generation; once retired
 	// and back at zero, idle is closed and the server closes it.
@@ -68,6 +69,7 @@ type buildDeps struct {
 	store  health.Store
 	book   *health.Book
 	holder string
+	cache  *cacheResources // cache: process-level stores (cache.go)
 }
 
 // newGeneration builds the handlers of cfg without starting anything.
@@ -122,11 +124,17 @@ func newGeneration(cfg *config.Config, d buildDeps) (*generation, error) {
 		handlers[name] = h
 		pools = append(pools, pool)
 	}
-	table, err := route.New(routeSpecs(cfg.Routes), handlers)
+	specs := routeSpecs(cfg.Routes)
+	gc, err := d.cache.generation(cfg, specs, handlers) // cache: wraps the cached routes' handlers
+	if err != nil {
+		return nil, err
+	}
+	table, err := route.New(specs, handlers)
 	if err != nil {
 		return nil, fmt.Errorf("build routes: %w", err)
 	}
 	g := &generation{cfg: cfg, log: d.log, pools: pools, checkers: checkers, idle: make(chan struct{})}
+	g.cache = gc // cache
 	g.handler = g.chain(table, d, cfg)
 	return g, nil
 }
@@ -159,6 +167,7 @@ func routeSpecs(rs []config.Route) []route.Spec {
 // what the others know.
 func (g *generation) Start(ctx context.Context) error {
 	g.ctx, g.cancel = context.WithCancel(ctx)
+	g.cache.Start(g.ctx) // cache
 	for _, c := range g.checkers {
 		if err := c.Start(g.ctx); err != nil {
 			return fmt.Errorf("start health checks: %w", err)
@@ -177,6 +186,7 @@ func (g *generation) Close() {
 		for _, c := range g.checkers {
 			_ = c.Close()
 		}
+		g.cache.Close() // cache
 		g.wg.Wait()
 	})
 }

@@ -89,6 +89,7 @@ type Server struct {
 	shared   *sharedState
 	book     *health.Book
 	holder   string
+	cache    *cacheResources // cache: stores that outlive reloads (cache.go)
 
 	// gens holds the live generation: requests count themselves on it
 	// and keep it to the end, so a reload never changes a request midway.
@@ -163,6 +164,10 @@ func New(opts Options) (*Server, error) {
 	}
 	s.shared = shared
 	s.metrics.StateBackend(shared.store.Up)
+	if s.cache, err = newCacheResources(opts.Config, shared.client, opts.Logger); err != nil { // cache
+		return nil, err
+	}
+	s.metrics.Registry().MustRegister(s.cache.collector()) // cache
 	for _, l := range opts.Config.Listeners {
 		if _, ok := opts.Listeners[l.Name]; !ok {
 			return nil, fmt.Errorf("server: no listener for %q", l.Name)
@@ -195,6 +200,7 @@ func (s *Server) buildDeps() buildDeps {
 		store:     s.shared.store,
 		book:      s.book,
 		holder:    s.holder,
+		cache:     s.cache, // cache
 	}
 }
 
@@ -257,8 +263,10 @@ func (s *Server) Run(ctx context.Context) error {
 	// The first generation loads the verdicts other processes reached
 	// before READY=1, so that this process never sends traffic to a
 	// target they already know is down.
+	s.cache.Start(baseCtx) // cache
 	if err := s.gens.current.Load().Start(baseCtx); err != nil {
 		s.gens.close()
+		s.cache.Close() // cache
 		return fmt.Errorf("start: %w", err)
 	}
 
@@ -308,6 +316,7 @@ func (s *Server) Run(ctx context.Context) error {
 	})
 	serving.Wait()
 	s.gens.close()
+	s.cache.Close() // cache
 	s.tports.Close()
 	return runErr
 }

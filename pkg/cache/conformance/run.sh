@@ -2,8 +2,9 @@
 # make conformance: runs the public HTTP caching suite (npm http-cache-tests)
 # against handoff's cache and against nginx, Varnish and HAProxy, prints the
 # table, and fails if handoff regressed against baseline.json.
-# Env: HANDOFF_PROXY_CMD (default: the cacheproxy stand-in; once config wires
-# the cache, set it to the handoff binary with a config listening on $PORT).
+# Env: HANDOFF_PROXY_CMD (default: the handoff binary with a config caching
+# every route, listening on $PORT); CONFORMANCE_STANDIN=1 adds the
+# cmd/cacheproxy stand-in (pkg/cache over a bare httputil.ReverseProxy).
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../../.." && pwd)
@@ -29,13 +30,32 @@ score(){ # name port
 }
 field(){ node -p "JSON.parse(require('fs').readFileSync('$T/$1.score')).$2"; }
 
-# handoff (the stand-in until config wires the cache: swap HANDOFF_PROXY_CMD)
+# handoff: the real binary with a config that caches every route
+# (HANDOFF_PROXY_CMD overrides; $PORT is the port to listen on).
 P=$(free_port)
-go build -o "$T/cacheproxy" "$ROOT/pkg/cache/conformance/cmd/cacheproxy" || exit 1
-CMD=${HANDOFF_PROXY_CMD:-"$T/cacheproxy -listen 127.0.0.1:\$PORT -origin http://127.0.0.1:8000"}
+(cd "$ROOT" && CGO_ENABLED=0 go build -o "$T/handoff" ./cmd/handoff) || exit 1
+cat >"$T/handoff.yaml" <<'CFG'
+listeners: [{name: http, address: "127.0.0.1:${PORT}", protocol: http}]
+admin: {listen: "off"}
+log: {access: false, level: warn}
+cache: {max_memory: 64MiB}
+upstreams: {origin: {targets: [{address: "127.0.0.1:8000"}]}}
+routes: [{match: {}, upstream: origin, cache: {enabled: true}}]
+CFG
+sed -i "s|\${PORT}|$P|" "$T/handoff.yaml"
+CMD=${HANDOFF_PROXY_CMD:-"$T/handoff -c $T/handoff.yaml"}
 PORT=$P eval "$CMD" >"$T/handoff.log" 2>&1 & PIDS+=($!)
 wait_port "$P" && score handoff "$P"
 NAMES=(handoff)
+
+# CONFORMANCE_STANDIN=1 adds pkg/cache over a bare httputil.ReverseProxy
+# (cmd/cacheproxy), to tell the cache's score from the proxy's.
+if [ -n "${CONFORMANCE_STANDIN:-}" ]; then
+  P=$(free_port)
+  go build -o "$T/cacheproxy" "$ROOT/pkg/cache/conformance/cmd/cacheproxy" || exit 1
+  "$T/cacheproxy" -listen "127.0.0.1:$P" -origin http://127.0.0.1:8000 >"$T/standin.log" 2>&1 & PIDS+=($!)
+  wait_port "$P" && score standin "$P" && NAMES+=(standin)
+fi
 
 if command -v nginx >/dev/null; then
   P=$(free_port); sed "s|PORT|$P|; s|DIR|$T|g" "$HERE/peers/nginx.conf" >"$T/nginx.conf"
