@@ -135,9 +135,9 @@ in
         default = null;
         example = "redis://10.0.0.7:6379/0";
         description = ''
-          Redis for shared state and cache, written to settings.redis.url.
-          null with createLocally uses the local server's socket. Needs a
-          handoff with Redis support.
+          Redis for shared state and cache, written to settings.state.redis.url
+          (redis://, rediss:// or unix://). null with createLocally uses the
+          local server's socket.
         '';
       };
     };
@@ -150,7 +150,7 @@ in
     services.handoff.settings = lib.mkMerge [
       { listeners = lib.mkDefault [ { name = "http"; protocol = "http"; } ]; }
       (mkIf (cfg.redis.createLocally || cfg.redis.url != null) {
-        redis.url = if cfg.redis.url != null then cfg.redis.url
+        state.redis.url = if cfg.redis.url != null then cfg.redis.url
           else "unix://${config.services.redis.servers.handoff.unixSocket}";
       })
     ];

@@ -12,6 +12,7 @@
 package redis
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -38,8 +39,9 @@ const (
 // Options configure the connection (config keys state.redis.*) and the
 // store. Exactly one of URL, Sentinel and Cluster says where Redis is.
 type Options struct {
-	// URL of a single Redis node: redis://[[user]:password@]host:port[/db]
-	// or rediss:// for TLS (the server name is the URL's host).
+	// URL of a single Redis node: redis://[[user]:password@]host:port[/db],
+	// rediss:// for TLS (the server name is the URL's host), or
+	// unix:///path/to/redis.sock[?db=N] for a Unix socket.
 	URL string
 	// Sentinel locates the master through Redis Sentinel. Zero means not
 	// used.
@@ -128,6 +130,15 @@ func (o Options) universal() (*goredis.UniversalOptions, error) {
 		}
 		u.Addrs = []string{p.Addr}
 		u.Username, u.Password, u.DB, u.TLSConfig = p.Username, p.Password, p.DB, p.TLSConfig
+		if p.Network == "unix" {
+			// UniversalOptions has no network: dial the socket path
+			// whatever address the client asks for.
+			path := p.Addr
+			u.Dialer = func(ctx context.Context, _, _ string) (net.Conn, error) {
+				var d net.Dialer
+				return d.DialContext(ctx, "unix", path)
+			}
+		}
 	case o.Sentinel.MasterName != "":
 		u.MasterName = o.Sentinel.MasterName
 		u.Addrs = o.Sentinel.Addresses
@@ -192,7 +203,8 @@ func checkAddrs(what string, addrs []string) error {
 	return nil
 }
 
-// parseURL parses a redis:// or rediss:// URL with go-redis's parser,
+// parseURL parses a redis://, rediss:// or unix:// (unix:///run/redis.sock?db=0)
+// URL with go-redis's parser,
 // which owns the meaning of its query parameters; the error never echoes
 // the URL, which may hold a password.
 func parseURL(raw string) (*goredis.Options, error) {
@@ -200,8 +212,8 @@ func parseURL(raw string) (*goredis.Options, error) {
 	if err != nil {
 		return nil, errors.New("redis url: not a URL")
 	}
-	if u.Scheme != "redis" && u.Scheme != "rediss" {
-		return nil, fmt.Errorf("redis url: scheme %q, want redis or rediss", u.Scheme)
+	if u.Scheme != "redis" && u.Scheme != "rediss" && u.Scheme != "unix" {
+		return nil, fmt.Errorf("redis url: scheme %q, want redis, rediss or unix", u.Scheme)
 	}
 	p, err := goredis.ParseURL(raw)
 	if err != nil {

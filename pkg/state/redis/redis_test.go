@@ -326,3 +326,27 @@ func TestPasswordFile(t *testing.T) {
 		t.Fatal("NewClient with a missing password file succeeded")
 	}
 }
+
+// TestUnixSocketURL: unix:// URLs reach a server on its Unix socket (the
+// NixOS module's local Redis listens on one).
+func TestUnixSocketURL(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "redis.sock")
+	statetest.StartRedis(t, "--unixsocket", sock, "--unixsocketperm", "700")
+	o := redis.Options{URL: "unix://" + sock + "?db=2", Logger: handofftest.Logger(t)}
+	if err := o.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	client, err := redis.NewClient(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := client.Set(ctx, "k", "v", time.Minute).Err(); err != nil {
+		t.Fatalf("set over the unix socket: %v", err)
+	}
+	if got, err := client.Get(ctx, "k").Result(); err != nil || got != "v" {
+		t.Fatalf("get: %q %v", got, err)
+	}
+}
