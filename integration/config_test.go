@@ -24,6 +24,15 @@ type cfg struct {
 	// BrokenUpstream makes the route point to this undefined upstream: a
 	// config that must fail validation.
 	BrokenUpstream string
+	// Targets are more targets of "app", after Target.
+	Targets []string
+	// HealthPath enables active HTTP checks of "app" on this path every
+	// HealthInterval (one pass or fail decides).
+	HealthPath     string
+	HealthInterval time.Duration
+	// RedisURL sets state.redis.url: the processes share health verdicts
+	// and the probing lease through it.
+	RedisURL string
 }
 
 func (c cfg) yaml() string {
@@ -41,6 +50,16 @@ func (c cfg) yaml() string {
 	}
 	fmt.Fprintf(&b, "routes:\n  - name: default\n    upstream: %s\n", upstream)
 	fmt.Fprintf(&b, "upstreams:\n  app:\n    targets:\n      - address: %q\n", c.Target)
+	for _, t := range c.Targets {
+		fmt.Fprintf(&b, "      - address: %q\n", t)
+	}
+	if c.HealthPath != "" {
+		fmt.Fprintf(&b, "    health:\n      active: {type: http, path: %q, interval: %s, timeout: %s, healthy_threshold: 1, unhealthy_threshold: 1}\n",
+			c.HealthPath, c.HealthInterval, c.HealthInterval*4/5)
+	}
+	if c.RedisURL != "" {
+		fmt.Fprintf(&b, "state:\n  redis:\n    url: %q\n", c.RedisURL)
+	}
 	// Access logs at several hundred requests per second would make
 	// journald compete with the proxy for the two cores.
 	b.WriteString("log:\n  level: info\n  format: text\n  access: false\n")

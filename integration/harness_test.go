@@ -486,13 +486,13 @@ func (b *box) writeConfig(c cfg) {
 	b.writeFile(configPath, []byte(c.yaml()), 0o644)
 }
 
-// startBackend runs `loadgen serve` as a transient unit and waits until it
-// answers.
-func (b *box) startBackend(name string, port int) string {
+// startBackend runs `loadgen serve` (with serveArgs) as a transient unit
+// and waits until it answers.
+func (b *box) startBackend(name string, port int, serveArgs ...string) string {
 	b.t.Helper()
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	b.run("systemd-run", "--unit=backend-"+name, "--property=Restart=always",
-		loadgenPath, "serve", "-listen", addr, "-name", name)
+	b.run("systemd-run", append([]string{"--unit=backend-" + name, "--property=Restart=always",
+		loadgenPath, "serve", "-listen", addr, "-name", name}, serveArgs...)...)
 	b.eventually(10*time.Second, "backend "+name, func() (bool, string) {
 		r := b.probe("http://" + addr + "/")
 		return r.OK && r.Backend == name, fmt.Sprintf("%+v", r)

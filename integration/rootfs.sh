@@ -18,6 +18,13 @@ mirror=${HANDOFF_IT_MIRROR:-http://deb.debian.org/debian}
 # Deliberately no procps: a minbase system has no kill(1), and the units
 # must work without it (see systemd/handoff.service ExecReload=).
 packages=systemd,systemd-sysv,dbus,iproute2,ca-certificates
+# redis-server (bookworm): the workers share health verdicts through a Redis
+# started inside the container (TestWorkersSharedHealth). debootstrap's
+# policy-rc.d keeps it from starting during the build; its own unit is
+# masked below, the test runs redis-server as a transient unit.
+if [ "$suite" = bookworm ]; then
+	packages=$packages,redis-server
+fi
 
 need() {
 	command -v "$1" >/dev/null 2>&1 && return 0
@@ -48,7 +55,7 @@ debootstrap --variant=minbase --include="$packages" "$suite" "$tmp" "$mirror" >&
 for u in console-getty.service getty@.service systemd-networkd.service \
 	systemd-timesyncd.service systemd-resolved.service apt-daily.timer \
 	apt-daily-upgrade.timer dpkg-db-backup.timer e2scrub_all.timer \
-	fstrim.timer; do
+	fstrim.timer redis-server.service; do
 	ln -sf /dev/null "$tmp/etc/systemd/system/$u"
 done
 echo handoff-it >"$tmp/etc/hostname"

@@ -4,7 +4,7 @@
 // inside the container.
 //
 //	loadgen run   -url URL [-rate N] [-duration D] [-keepalive F] [-timeout D] [-insecure]
-//	loadgen serve -listen ADDR -name NAME
+//	loadgen serve -listen ADDR -name NAME [-health-file PATH]
 //	loadgen probe -url URL [-timeout D] [-insecure]
 //	loadgen ws    -url ws://… [-hold D] [-interval D]
 //
@@ -119,10 +119,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "serve":
 		listen := fs.String("listen", "127.0.0.1:8081", "address to listen on")
 		name := fs.String("name", "backend", "name reported in X-Backend and the body")
+		healthFile := fs.String("health-file", "", "GET /healthz answers 503 while this file exists, else 200")
 		if err := parse(); err != nil {
 			return err
 		}
-		return serve(ctx, *listen, *name, logger)
+		return serve(ctx, *listen, *name, *healthFile, logger)
 	default:
 		return usageError{fmt.Errorf("unknown command %q", cmd)}
 	}
@@ -138,12 +139,12 @@ func printJSON(w io.Writer, v any) error {
 }
 
 // serve runs the origin server until ctx is done, then shuts it down.
-func serve(ctx context.Context, addr, name string, log *slog.Logger) error {
+func serve(ctx context.Context, addr, name, healthFile string, log *slog.Logger) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", addr, err)
 	}
-	srv := &http.Server{Handler: origin.Handler(origin.Options{Name: name, Logger: log}), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: withHealth(origin.Handler(origin.Options{Name: name, Logger: log}), healthFile), ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	log.Info("backend serving", "addr", ln.Addr().String(), "name", name)
@@ -159,4 +160,28 @@ func serve(ctx context.Context, addr, name string, log *slog.Logger) error {
 	}
 	<-errc
 	return nil
+}
+
+// pathHealth is the health check path of `serve -health-file`.
+const pathHealth = "/healthz"
+
+// withHealth answers GET /healthz with 503 while file exists and 200
+// otherwise, so that a test fails a backend's health checks (touch the
+// file) while it keeps serving every other request. An empty file means
+// next answers /healthz too.
+func withHealth(next http.Handler, file string) http.Handler {
+	if file == "" {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != pathHealth {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if _, err := os.Stat(file); err == nil {
+			http.Error(w, "down: "+file+" exists", http.StatusServiceUnavailable)
+			return
+		}
+		io.WriteString(w, "ok\n")
+	})
 }

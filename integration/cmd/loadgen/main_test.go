@@ -6,7 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -59,7 +62,7 @@ func TestRunCommands(t *testing.T) {
 				t.Errorf("%s: %+v %v", out, r, err)
 			}
 		}},
-		{name: "probe post", args: []string{"probe", "-method", "POST", "-url", srv.URL + "/"}, check: func(t *testing.T, out []byte) {
+		{name: "probe post", args: []string{"probe", "-method", "POST", "-url", srv.URL + origin.PathEcho}, check: func(t *testing.T, out []byte) {
 			var r loadgen.ProbeResult
 			if err := json.Unmarshal(out, &r); err != nil || !r.OK {
 				t.Errorf("%s: %+v %v", out, r, err)
@@ -111,5 +114,45 @@ func TestServeReportsListenError(t *testing.T) {
 	err := run(context.Background(), []string{"serve", "-listen", "256.0.0.1:1"}, io.Discard, io.Discard)
 	if err == nil {
 		t.Error("want an error for an impossible address")
+	}
+}
+
+func TestServeHealthFile(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "down")
+	srv := httptest.NewServer(withHealth(origin.Handler(origin.Options{Name: "h"}), file))
+	t.Cleanup(srv.Close)
+	status := func(path string) int {
+		t.Helper()
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	tests := []struct {
+		name       string
+		down       bool
+		path       string
+		wantStatus int
+	}{
+		{name: "healthy", path: "/healthz", wantStatus: http.StatusOK},
+		{name: "down", down: true, path: "/healthz", wantStatus: http.StatusServiceUnavailable},
+		{name: "down still serves", down: true, path: "/", wantStatus: http.StatusOK},
+		{name: "up again", path: "/healthz", wantStatus: http.StatusOK},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.down {
+				if err := os.WriteFile(file, nil, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				os.Remove(file)
+			}
+			if got := status(tt.path); got != tt.wantStatus {
+				t.Errorf("GET %s = %d, want %d", tt.path, got, tt.wantStatus)
+			}
+		})
 	}
 }
