@@ -1,5 +1,5 @@
 // Package statetest holds what tests of state backends share: the contract
-// suite every state.Store passes, a test logger, and helpers that start
+// suite every state.Store passes, and helpers that start
 // real redis-server processes (single node, Cluster, Sentinel), like the
 // standard library's httptest. Nothing here mocks Redis.
 package statetest
