@@ -85,7 +85,9 @@ func (m *L4) MirrorDropped(listener, mirror, reason string) {
 func (m *L4) ReplicaConn(listener, role string) { m.replConns.WithLabelValues(listener, role).Inc() }
 
 // ReplicaBytes implements l4.ReplicateObserver.
-func (m *L4) ReplicaBytes(listener string, n int) { m.replBytes.WithLabelValues(listener).Add(float64(n)) }
+func (m *L4) ReplicaBytes(listener string, n int) {
+	m.replBytes.WithLabelValues(listener).Add(float64(n))
+}
 
 // ReplicaDropped implements l4.ReplicateObserver.
 func (m *L4) ReplicaDropped(listener string) { m.replDrop.WithLabelValues(listener).Inc() }
