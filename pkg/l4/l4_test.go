@@ -57,8 +57,12 @@ type countObserver struct {
 	dropped atomic.Int64
 }
 
-func (o *countObserver) ConnDone(_ string, s ConnStats) { o.mu.Lock(); o.done = append(o.done, s); o.mu.Unlock() }
-func (o *countObserver) ConnectFailed(string, string)  { o.failed.Add(1) }
+func (o *countObserver) ConnDone(_ string, s ConnStats) {
+	o.mu.Lock()
+	o.done = append(o.done, s)
+	o.mu.Unlock()
+}
+func (o *countObserver) ConnectFailed(string, string) { o.failed.Add(1) }
 func (o *countObserver) MirrorDropped(string, string, string) {
 	o.dropped.Add(1)
 }
