@@ -68,10 +68,44 @@ type Listener struct {
 	// the listener always comes from systemd; empty then means "must be
 	// passed by systemd".
 	Address string `koanf:"address" json:"address,omitempty" yaml:"address,omitempty"`
-	// Protocol is "http" (default) or "https".
+	// Protocol is "http" (default), "https", "tcp" or "replicate"
+	// (see l4.go).
 	Protocol string `koanf:"protocol" json:"protocol" yaml:"protocol"`
 	// TLS settings, required when Protocol is "https".
 	TLS *ListenerTLS `koanf:"tls" json:"tls,omitempty" yaml:"tls,omitempty"`
+
+	// L4 keys (l4.go): tcp and replicate listeners; proxy_protocol on any.
+	// Upstream names the upstream a tcp listener relays to. Required
+	// for protocol tcp; its strategy and health checks (type tcp) apply,
+	// and the hash strategy hashes the client address.
+	Upstream string `koanf:"upstream" json:"upstream,omitempty" yaml:"upstream,omitempty"`
+	// MaxConns caps a tcp or replicate listener's open connections;
+	// past it a new one is reset at once. Zero means unlimited.
+	MaxConns int `koanf:"max_conns" json:"max_conns,omitempty" yaml:"max_conns,omitempty"`
+	// IdleTimeout closes a tcp connection when no byte moved either way
+	// for this long (up to twice this long). Zero means 1h.
+	IdleTimeout time.Duration `koanf:"idle_timeout" json:"idle_timeout,omitempty" yaml:"idle_timeout,omitempty"`
+	// ConnectTimeout bounds one connect to a target of a tcp listener;
+	// a failed connect is retried on another target. Zero means the
+	// upstream's timeouts.dial, or 5s.
+	ConnectTimeout time.Duration `koanf:"connect_timeout" json:"connect_timeout,omitempty" yaml:"connect_timeout,omitempty"`
+	// Mirror copies what clients of a tcp listener send to more
+	// targets. Nil means none.
+	Mirror *Mirror `koanf:"mirror" json:"mirror,omitempty" yaml:"mirror,omitempty"`
+	// ProxyProtocol accepts and sends PROXY protocol headers. Nil means
+	// neither.
+	ProxyProtocol *ProxyProtocol `koanf:"proxy_protocol" json:"proxy_protocol,omitempty" yaml:"proxy_protocol,omitempty"`
+	// Inputs of a replicate listener: peers ("10.1.0.0/24",
+	// "10.1.0.5", "10.1.0.5:9000" for a source port, IPv6 alike) whose
+	// bytes are copied to every output. Required for protocol replicate.
+	Inputs []string `koanf:"inputs" json:"inputs,omitempty" yaml:"inputs,omitempty"`
+	// Outputs of a replicate listener: peers that receive the copies.
+	// Anyone in neither list is refused at once.
+	Outputs []string `koanf:"outputs" json:"outputs,omitempty" yaml:"outputs,omitempty"`
+	// Buffer bounds, per output of a replicate listener, how far it may
+	// fall behind before it is dropped (units as cache.max_memory). Empty
+	// means 4MiB.
+	Buffer string `koanf:"buffer" json:"buffer,omitempty" yaml:"buffer,omitempty"`
 }
 
 // ListenerTLS configures TLS termination.

@@ -141,6 +141,10 @@ type trackedConn struct {
 	once     sync.Once
 }
 
+// NetConn returns the connection underneath, so that the L4 relay copies
+// between bare *net.TCPConn (splice) rather than through this wrapper.
+func (c *trackedConn) NetConn() net.Conn { return c.Conn }
+
 func (c *trackedConn) Close() error {
 	err := c.Conn.Close()
 	c.once.Do(func() {

@@ -38,7 +38,8 @@ type generation struct {
 	// checkers judge the targets' health, one per upstream; they own
 	// the probes and shared-verdict subscriptions.
 	checkers []*health.Checker
-	cache    *genCache // cache: the routes' HTTP cache (cache.go)
+	cache    *genCache             // cache: the routes' HTTP cache (cache.go)
+	l4       map[string]l4Upstream // l4: the upstreams of tcp listeners (l4.go)
 
 	// refs counts requests being served on this generation; once retired
 	// and back at zero, idle is closed and the server closes it.
@@ -89,6 +90,7 @@ func newGeneration(cfg *config.Config, d buildDeps) (*generation, error) {
 	handlers := make(map[string]http.Handler, len(names))
 	pools := make([]*upstream.Pool, 0, len(names))
 	var checkers []*health.Checker
+	ups := make(map[string]l4Upstream, len(names)) // l4
 	for _, name := range names {
 		up := cfg.Upstreams[name]
 		pool, err := d.registry.NewPool(name, proxy.PoolSpec(up))
@@ -105,6 +107,7 @@ func newGeneration(cfg *config.Config, d buildDeps) (*generation, error) {
 		}
 		hc := health.New(ho)
 		checkers = append(checkers, hc)
+		ups[name] = l4Upstream{pool: pool, sel: sel, hc: hc} // l4
 		h, err := proxy.New(proxy.Options{
 			Pool:           pool,
 			Upstream:       up,
@@ -135,6 +138,7 @@ func newGeneration(cfg *config.Config, d buildDeps) (*generation, error) {
 	}
 	g := &generation{cfg: cfg, log: d.log, pools: pools, checkers: checkers, idle: make(chan struct{})}
 	g.cache = gc // cache
+	g.l4 = ups   // l4
 	g.handler = g.chain(table, d, cfg)
 	return g, nil
 }

@@ -41,11 +41,16 @@ type protocolOptions struct {
 	log     *slog.Logger
 	certs   *certStore
 	tracker *connTracker
+	srv     *Server // l4: the generations and L4 metrics
 }
 
 // newProtocolServer returns the server for lc.Protocol.
 func newProtocolServer(o protocolOptions) protocolServer {
 	switch o.lc.Protocol {
+	case config.ProtocolTCP:
+		return newTCPServer(o) // l4.go
+	case config.ProtocolReplicate:
+		return newReplicateServer(o) // l4.go
 	default: // config.ProtocolHTTP, config.ProtocolHTTPS: validated by config
 		return newHTTPServer(o)
 	}

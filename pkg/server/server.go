@@ -90,6 +90,7 @@ type Server struct {
 	book     *health.Book
 	holder   string
 	cache    *cacheResources // cache: stores that outlive reloads (cache.go)
+	l4m      *metrics.L4     // l4: metrics of the tcp and replicate listeners (l4.go)
 
 	// gens holds the live generation: requests count themselves on it
 	// and keep it to the end, so a reload never changes a request midway.
@@ -168,6 +169,7 @@ func New(opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.metrics.Registry().MustRegister(s.cache.collector()) // cache
+	s.l4m = metrics.NewL4(s.metrics.Registry())            // l4
 	for _, l := range opts.Config.Listeners {
 		if _, ok := opts.Listeners[l.Name]; !ok {
 			return nil, fmt.Errorf("server: no listener for %q", l.Name)
@@ -276,9 +278,9 @@ func (s *Server) Run(ctx context.Context) error {
 	for _, lc := range cfg.Listeners {
 		ps := newProtocolServer(protocolOptions{
 			cfg: cfg, lc: lc, handler: s, base: baseCtx, log: s.log,
-			certs: s.certs[lc.Name], tracker: s.tracker,
+			certs: s.certs[lc.Name], tracker: s.tracker, srv: s,
 		})
-		ln := s.tracker.listener(lc.Name, s.opts.Listeners[lc.Name], lc.Protocol == config.ProtocolHTTP)
+		ln := s.tracker.listener(lc.Name, acceptProxy(lc, s.opts.Listeners[lc.Name]), lc.Protocol == config.ProtocolHTTP)
 		servers = append(servers, ps)
 		serving.Add(1)
 		accepting.Add(1)
