@@ -72,6 +72,13 @@ type Listener struct {
 	Protocol string `koanf:"protocol" json:"protocol" yaml:"protocol"`
 	// TLS settings, required when Protocol is "https".
 	TLS *ListenerTLS `koanf:"tls" json:"tls,omitempty" yaml:"tls,omitempty"`
+	// Access, auth, connect_ports, destinations, max_conns: see access.go.
+	Access            *Access       `koanf:"access" json:"access,omitempty" yaml:"access,omitempty"`
+	Auth              *Auth         `koanf:"auth" json:"auth,omitempty" yaml:"auth,omitempty"`
+	ConnectPorts      []int         `koanf:"connect_ports" json:"connect_ports,omitempty" yaml:"connect_ports,omitempty"`
+	Destinations      *Destinations `koanf:"destinations" json:"destinations,omitempty" yaml:"destinations,omitempty"`
+	MaxConns          int           `koanf:"max_conns" json:"max_conns,omitempty" yaml:"max_conns,omitempty"`
+	MaxConnsPerClient int           `koanf:"max_conns_per_client" json:"max_conns_per_client,omitempty" yaml:"max_conns_per_client,omitempty"`
 }
 
 // ListenerTLS configures TLS termination.
@@ -102,6 +109,10 @@ type Route struct {
 	Upstream string `koanf:"upstream" json:"upstream" yaml:"upstream"`
 	// Cache of this route's responses (see cache.go). Nil means none.
 	Cache *RouteCache `koanf:"cache" json:"cache,omitempty" yaml:"cache,omitempty"`
+	// Access, rate limit and authentication of this route (access.go).
+	Access    *Access    `koanf:"access" json:"access,omitempty" yaml:"access,omitempty"`
+	RateLimit *RateLimit `koanf:"rate_limit" json:"rate_limit,omitempty" yaml:"rate_limit,omitempty"`
+	Auth      *Auth      `koanf:"auth" json:"auth,omitempty" yaml:"auth,omitempty"`
 }
 
 // Match holds the conditions of a route.

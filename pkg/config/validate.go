@@ -25,7 +25,7 @@ import (
 
 // Allowed values of the enumerated keys.
 var (
-	protocols  = []string{ProtocolHTTP, ProtocolHTTPS}
+	protocols  = []string{ProtocolHTTP, ProtocolHTTPS, ProtocolForwardProxy}
 	logLevels  = []string{"debug", "info", "warn", "error"}
 	logFormats = []string{"json", "text"}
 	tlsVersion = []string{"1.2", "1.3"}
@@ -72,6 +72,7 @@ func (v *validator) config(c *Config) {
 	v.upstreams(c)
 	v.routes(c)
 	v.cache(c)
+	v.access(c) // access.go
 	v.negatives("", reflect.ValueOf(c).Elem())
 }
 
