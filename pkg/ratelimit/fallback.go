@@ -18,7 +18,8 @@ type Fallback struct {
 	Local  Limiter
 	// FailClosed reports whether requests are denied while Shared fails.
 	FailClosed bool
-	// Timeout bounds one Shared decision. Zero means 250ms.
+	// Timeout bounds one Shared decision. Zero means 1s: long enough for a
+	// first call that dials and loads the script on a loaded machine.
 	Timeout time.Duration
 	// Backoff is how long Shared is skipped after it failed. Zero means
 	// 1s.
@@ -41,7 +42,7 @@ func (f *Fallback) Allow(ctx context.Context, key string, limit Limit) (Result, 
 	if f.Shared != nil && now.UnixNano() >= f.downUntil.Load() {
 		timeout := f.Timeout
 		if timeout <= 0 {
-			timeout = 250 * time.Millisecond
+			timeout = time.Second
 		}
 		sctx, cancel := context.WithTimeout(ctx, timeout)
 		res, err := f.Shared.Allow(sctx, key, limit)

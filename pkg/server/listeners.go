@@ -46,7 +46,10 @@ type protocolOptions struct {
 // newProtocolServer returns the server for lc.Protocol.
 func newProtocolServer(o protocolOptions) protocolServer {
 	switch o.lc.Protocol {
+	case config.ProtocolForwardProxy:
+		return newForwardServer(o) // forward.go
 	default: // config.ProtocolHTTP, config.ProtocolHTTPS: validated by config
+		o.handler = stampListener(o.lc, nil, o.handler) // policy.go: listener access
 		return newHTTPServer(o)
 	}
 }

@@ -90,6 +90,8 @@ type Server struct {
 	book     *health.Book
 	holder   string
 	cache    *cacheResources // cache: stores that outlive reloads (cache.go)
+	// policy: limiters and auth lockout that outlive reloads (policy.go)
+	policy *policyResources
 
 	// gens holds the live generation: requests count themselves on it
 	// and keep it to the end, so a reload never changes a request midway.
@@ -168,6 +170,8 @@ func New(opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.metrics.Registry().MustRegister(s.cache.collector()) // cache
+
+	s.policy = newPolicyResources(shared.client, opts.Logger) // policy.go
 	for _, l := range opts.Config.Listeners {
 		if _, ok := opts.Listeners[l.Name]; !ok {
 			return nil, fmt.Errorf("server: no listener for %q", l.Name)
@@ -201,6 +205,8 @@ func (s *Server) buildDeps() buildDeps {
 		book:      s.book,
 		holder:    s.holder,
 		cache:     s.cache, // cache
+
+		policy: s.policy, // policy.go
 	}
 }
 
