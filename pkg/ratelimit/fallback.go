@@ -26,6 +26,14 @@ type Fallback struct {
 	Backoff time.Duration
 	// Logger gets the outage lines. Nil means none.
 	Logger *slog.Logger
+	// Up, when set, reports whether the shared backend is believed
+	// reachable (the state store's own view, which reconnects in the
+	// background); while it says no, Shared is not asked at all, so no
+	// request waits on a dead Redis. Nil means always ask.
+	Up func() bool
+	// ProbeTimeout bounds a Shared decision while degraded (the first
+	// one after Backoff). Zero means 50ms.
+	ProbeTimeout time.Duration
 	// Now is the clock. Nil means time.Now.
 	Now func() time.Time
 
@@ -39,10 +47,16 @@ func (f *Fallback) Allow(ctx context.Context, key string, limit Limit) (Result, 
 		return Result{}, err
 	}
 	now := f.now()
-	if f.Shared != nil && now.UnixNano() >= f.downUntil.Load() {
+	if f.Shared != nil && now.UnixNano() >= f.downUntil.Load() && (f.Up == nil || f.Up()) {
 		timeout := f.Timeout
 		if timeout <= 0 {
 			timeout = time.Second
+		}
+		if f.down.Load() {
+			timeout = f.ProbeTimeout
+			if timeout <= 0 {
+				timeout = 50 * time.Millisecond
+			}
 		}
 		sctx, cancel := context.WithTimeout(ctx, timeout)
 		res, err := f.Shared.Allow(sctx, key, limit)
@@ -66,6 +80,9 @@ func (f *Fallback) Allow(ctx context.Context, key string, limit Limit) (Result, 
 			f.Logger.Warn("rate limits cannot reach redis: each process limits on its own until it is back",
 				"error", err, "fail_closed", f.FailClosed)
 		}
+	}
+	if f.Shared != nil && f.Up != nil && !f.Up() && f.down.CompareAndSwap(false, true) && f.Logger != nil {
+		f.Logger.Warn("rate limits cannot reach redis: each process limits on its own until it is back", "fail_closed", f.FailClosed)
 	}
 	return f.local(ctx, key, limit)
 }

@@ -36,14 +36,16 @@ type policyResources struct {
 	lockout            auth.Lockout
 }
 
-func newPolicyResources(client goredis.UniversalClient, log *slog.Logger) *policyResources {
+// newPolicyResources shares limits through client when it is not nil;
+// up is the state store's view of whether Redis is reachable.
+func newPolicyResources(client goredis.UniversalClient, up func() bool, log *slog.Logger) *policyResources {
 	local := ratelimit.NewLocal(nil)
 	p := &policyResources{log: log, failOpen: local, failShut: local,
 		lockout: auth.NewMemoryLockout(auth.Backoff{}, nil)}
 	if client != nil {
 		shared := ratelimit.NewRedis(client, "")
-		p.failOpen = &ratelimit.Fallback{Shared: shared, Local: local, Logger: log}
-		p.failShut = &ratelimit.Fallback{Shared: shared, Local: local, Logger: log, FailClosed: true}
+		p.failOpen = &ratelimit.Fallback{Shared: shared, Local: local, Logger: log, Up: up}
+		p.failShut = &ratelimit.Fallback{Shared: shared, Local: local, Logger: log, Up: up, FailClosed: true}
 		p.lockout = &auth.FallbackLockout{Shared: auth.NewRedisLockout(auth.Backoff{}, client, ""),
 			Local: p.lockout, Logger: log}
 	}
@@ -54,7 +56,7 @@ func newPolicyResources(client goredis.UniversalClient, log *slog.Logger) *polic
 // tests) policies of their own with nothing shared.
 func (p *policyResources) orLocal() *policyResources {
 	if p == nil {
-		return newPolicyResources(nil, slog.New(slog.DiscardHandler))
+		return newPolicyResources(nil, nil, slog.New(slog.DiscardHandler))
 	}
 	return p
 }

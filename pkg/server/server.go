@@ -171,7 +171,7 @@ func New(opts Options) (*Server, error) {
 	}
 	s.metrics.Registry().MustRegister(s.cache.collector()) // cache
 
-	s.policy = newPolicyResources(shared.client, opts.Logger) // policy.go
+	s.policy = newPolicyResources(shared.client, shared.store.Up, opts.Logger) // policy.go
 	for _, l := range opts.Config.Listeners {
 		if _, ok := opts.Listeners[l.Name]; !ok {
 			return nil, fmt.Errorf("server: no listener for %q", l.Name)
