@@ -142,7 +142,7 @@ func newGeneration(cfg *config.Config, d buildDeps) (*generation, error) {
 	g := &generation{cfg: cfg, log: d.log, pools: pools, checkers: checkers, idle: make(chan struct{})}
 	g.cache = gc // cache
 	// policy.go: listener access, forward proxies
-	lh, err := d.policy.listeners(cfg, newListenerDeps(d, trusted), table)
+	lh, err := d.policy.listeners(cfg, newListenerDeps(d, cfg, trusted), table)
 	if err != nil {
 		return nil, err
 	}

@@ -47,10 +47,10 @@ type protocolOptions struct {
 func newProtocolServer(o protocolOptions) protocolServer {
 	switch o.lc.Protocol {
 	case config.ProtocolForwardProxy:
-		return newForwardServer(o) // forward.go
+		return capConns(o.lc, newForwardServer(o)) // forward.go, conncap.go
 	default: // config.ProtocolHTTP, config.ProtocolHTTPS: validated by config
 		o.handler = stampListener(o.lc, nil, o.handler) // policy.go: listener access
-		return newHTTPServer(o)
+		return capConns(o.lc, newHTTPServer(o)) // conncap.go: max_conns
 	}
 }
 

@@ -222,6 +222,10 @@ func stampListener(lc config.Listener, tunnels *tunnelSet, next http.Handler) ht
 	})
 }
 
-func newListenerDeps(d buildDeps, trusted []netip.Prefix) listenerDeps {
-	return listenerDeps{trusted: clientip.NewTrusted(trusted), obs: d.metrics, tunnels: d.metrics, log: d.log, accessLog: d.accessLog}
+func newListenerDeps(d buildDeps, cfg *config.Config, trusted []netip.Prefix) listenerDeps {
+	ld := listenerDeps{trusted: clientip.NewTrusted(trusted), obs: d.metrics, tunnels: d.metrics, log: d.log}
+	if cfg.Log.Access == nil || *cfg.Log.Access {
+		ld.accessLog = d.accessLog
+	}
+	return ld
 }

@@ -1,7 +1,9 @@
 package server
 
 import (
+	"bufio"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os/exec"
@@ -250,4 +252,56 @@ func TestForwardProxy(t *testing.T) {
 	if strings.Contains(strings.ToLower(string(out)), "x-saw-proxy-authorization: basic") {
 		t.Fatalf("Proxy-Authorization forwarded: %s", out)
 	}
+}
+
+func TestListenerConnCaps(t *testing.T) {
+	be := sawBackend(t)
+	cfg := baseConfig([]config.Listener{{Name: "http", Protocol: config.ProtocolHTTP, MaxConnsPerClient: 2}}, hostOf(be))
+	addr := serve(t, cfg, nil).addrs["http"]
+	var conns []net.Conn
+	for range 3 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		conns = append(conns, c)
+	}
+	ask := func(c net.Conn) error {
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+			return err
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		return nil
+	}
+	if err := ask(conns[0]); err != nil {
+		t.Fatalf("first connection: %v", err)
+	}
+	if err := ask(conns[1]); err != nil {
+		t.Fatalf("second connection: %v", err)
+	}
+	if err := ask(conns[2]); err == nil {
+		t.Fatal("third connection from one client served; cap is 2")
+	}
+	conns[0].Close()
+	// The slot frees once the server sees the close.
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = ask(c)
+		c.Close()
+		if err == nil {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatal("a freed slot was never given to a new connection")
 }
