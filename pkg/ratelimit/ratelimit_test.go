@@ -222,3 +222,28 @@ func TestFallbackFailClosed(t *testing.T) {
 type testWriter struct{ t *testing.T }
 
 func (w testWriter) Write(p []byte) (int, error) { w.t.Log(string(p)); return len(p), nil }
+
+func BenchmarkLocal(b *testing.B) {
+	l := NewLocal(nil)
+	lim := Limit{Requests: 1 << 20, Per: time.Second}
+	ctx := context.Background()
+	for b.Loop() {
+		if _, err := l.Allow(ctx, "route|ip|192.0.2.1", lim); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkRedis(b *testing.B) {
+	r := statetest.StartRedis(b)
+	c := goredis.NewClient(&goredis.Options{Addr: r.Addr})
+	defer c.Close()
+	l := NewRedis(c, "")
+	lim := Limit{Requests: 1 << 20, Per: time.Second}
+	ctx := context.Background()
+	for b.Loop() {
+		if _, err := l.Allow(ctx, "route|ip|192.0.2.1", lim); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
