@@ -192,4 +192,3 @@ func FuzzParseTokens(f *testing.F) {
 		}
 	})
 }
-

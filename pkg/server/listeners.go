@@ -49,8 +49,9 @@ func newProtocolServer(o protocolOptions) protocolServer {
 	case config.ProtocolForwardProxy:
 		return capConns(o.lc, newForwardServer(o)) // forward.go, conncap.go
 	default: // config.ProtocolHTTP, config.ProtocolHTTPS: validated by config
-		o.handler = stampListener(o.lc, nil, o.handler) // policy.go: listener access
-		return capConns(o.lc, newHTTPServer(o)) // conncap.go: max_conns
+		// policy.go: listener access; conncap.go: max_conns
+		o.handler = stampListener(o.lc, nil, o.handler)
+		return capConns(o.lc, newHTTPServer(o))
 	}
 }
 
