@@ -20,6 +20,7 @@ deps: ## Install the Debian packages the unit tests need (systemd-socket-activat
 	command -v systemd-socket-activate >/dev/null || need="$$need systemd"; \
 	command -v curl >/dev/null || need="$$need curl"; \
 	command -v redis-server >/dev/null || need="$$need redis-server"; \
+	command -v htpasswd >/dev/null || need="$$need apache2-utils"; \
 	if [ -n "$$need" ]; then \
 		echo "installing:$$need"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$need >/dev/null; \

@@ -79,8 +79,9 @@ type Listener struct {
 	// for protocol tcp; its strategy and health checks (type tcp) apply,
 	// and the hash strategy hashes the client address.
 	Upstream string `koanf:"upstream" json:"upstream,omitempty" yaml:"upstream,omitempty"`
-	// MaxConns caps a tcp or replicate listener's open connections;
-	// past it a new one is reset at once. Zero means unlimited.
+	// MaxConns caps the listener's open connections: past it a new one
+	// is reset at once (tcp, replicate) or closed before a request is
+	// read (http, https, forward_proxy). Zero means unlimited.
 	MaxConns int `koanf:"max_conns" json:"max_conns,omitempty" yaml:"max_conns,omitempty"`
 	// IdleTimeout closes a tcp connection when no byte moved either way
 	// for this long (up to twice this long). Zero means 1h.
@@ -106,6 +107,13 @@ type Listener struct {
 	// fall behind before it is dropped (units as cache.max_memory). Empty
 	// means 4MiB.
 	Buffer string `koanf:"buffer" json:"buffer,omitempty" yaml:"buffer,omitempty"`
+	// Access, auth, connect_ports, destinations, max_conns_per_client:
+	// see access.go.
+	Access            *Access       `koanf:"access" json:"access,omitempty" yaml:"access,omitempty"`
+	Auth              *Auth         `koanf:"auth" json:"auth,omitempty" yaml:"auth,omitempty"`
+	ConnectPorts      []int         `koanf:"connect_ports" json:"connect_ports,omitempty" yaml:"connect_ports,omitempty"`
+	Destinations      *Destinations `koanf:"destinations" json:"destinations,omitempty" yaml:"destinations,omitempty"`
+	MaxConnsPerClient int           `koanf:"max_conns_per_client" json:"max_conns_per_client,omitempty" yaml:"max_conns_per_client,omitempty"`
 }
 
 // ListenerTLS configures TLS termination.
@@ -136,6 +144,10 @@ type Route struct {
 	Upstream string `koanf:"upstream" json:"upstream" yaml:"upstream"`
 	// Cache of this route's responses (see cache.go). Nil means none.
 	Cache *RouteCache `koanf:"cache" json:"cache,omitempty" yaml:"cache,omitempty"`
+	// Access, rate limit and authentication of this route (access.go).
+	Access    *Access    `koanf:"access" json:"access,omitempty" yaml:"access,omitempty"`
+	RateLimit *RateLimit `koanf:"rate_limit" json:"rate_limit,omitempty" yaml:"rate_limit,omitempty"`
+	Auth      *Auth      `koanf:"auth" json:"auth,omitempty" yaml:"auth,omitempty"`
 }
 
 // Match holds the conditions of a route.

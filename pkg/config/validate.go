@@ -25,7 +25,7 @@ import (
 
 // Allowed values of the enumerated keys.
 var (
-	protocols  = []string{ProtocolHTTP, ProtocolHTTPS, ProtocolTCP, ProtocolReplicate}
+	protocols  = []string{ProtocolHTTP, ProtocolHTTPS, ProtocolTCP, ProtocolReplicate, ProtocolForwardProxy}
 	logLevels  = []string{"debug", "info", "warn", "error"}
 	logFormats = []string{"json", "text"}
 	tlsVersion = []string{"1.2", "1.3"}
@@ -72,7 +72,8 @@ func (v *validator) config(c *Config) {
 	v.upstreams(c)
 	v.routes(c)
 	v.cache(c)
-	v.l4(c) // l4.go
+	v.l4(c)     // l4.go
+	v.access(c) // access.go
 	v.negatives("", reflect.ValueOf(c).Elem())
 }
 

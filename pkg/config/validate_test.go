@@ -87,7 +87,7 @@ func TestValidate(t *testing.T) {
 		{name: "bad host", mutate: func(c *Config) { c.Listeners[0].Address = "bad host:80" }, key: "listeners[0].address", msg: "not allowed in a host name"},
 		{name: "relative unix path", mutate: func(c *Config) { c.Listeners[0].Address = "unix:run/x.sock" }, key: "listeners[0].address", msg: "must be absolute"},
 		{name: "long unix path", mutate: func(c *Config) { c.Listeners[0].Address = "unix:/" + strings.Repeat("x", 107) }, key: "listeners[0].address", msg: "longer than 107 bytes"},
-		{name: "protocol", mutate: func(c *Config) { c.Listeners[0].Protocol = "ftp" }, key: "listeners[0].protocol", msg: `"ftp" is not allowed (allowed: http, https, tcp, replicate)`},
+		{name: "protocol", mutate: func(c *Config) { c.Listeners[0].Protocol = "ftp" }, key: "listeners[0].protocol", msg: `"ftp" is not allowed (allowed: http, https`},
 		{name: "https without tls", mutate: func(c *Config) { c.Listeners[0].Protocol = ProtocolHTTPS }, key: "listeners[0].tls.certificates", msg: "required for protocol https"},
 		{name: "tls on http", mutate: func(c *Config) {
 			c.Listeners[0].TLS = &ListenerTLS{Certificates: []Certificate{{Cert: cert, Key: key}}}

@@ -94,6 +94,7 @@ type Metrics struct {
 
 	acceptErrors *prometheus.CounterVec
 	health       *healthMetrics
+	access       *accessMetrics // access.go
 
 	reloads         *prometheus.CounterVec
 	lastReloadOK    prometheus.Gauge
@@ -181,6 +182,7 @@ func New(opts Options) *Metrics {
 		newPoolCollector(opts.Pools, m.now),
 	)
 	m.health = newHealthMetrics(m.reg)
+	m.access = newAccessMetrics(m.reg) // access.go
 	if opts.ResponseSizes {
 		m.responseSize = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: namespace,

@@ -3,7 +3,6 @@ package server
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"errors"
 	"net"
 	"net/http"
@@ -95,10 +94,7 @@ type connKey struct{}
 // context, for ServeHTTP (http.Server.ConnContext). Under TLS the
 // connection is the *tls.Conn around it.
 func (t *connTracker) connContext(ctx context.Context, c net.Conn) context.Context {
-	if tc, ok := c.(*tls.Conn); ok {
-		c = tc.NetConn()
-	}
-	if tc, ok := c.(*trackedConn); ok {
+	if tc, ok := trackedOf(c); ok { // conncap.go: under TLS and caps
 		return context.WithValue(ctx, connKey{}, tc)
 	}
 	return ctx
@@ -110,10 +106,7 @@ func (t *connTracker) connState(c net.Conn, st http.ConnState) {
 	if st != http.StateHijacked {
 		return
 	}
-	if tc, ok := c.(*tls.Conn); ok {
-		c = tc.NetConn()
-	}
-	if tc, ok := c.(*trackedConn); ok {
+	if tc, ok := trackedOf(c); ok { // conncap.go: under TLS and caps
 		tc.hijacked.Store(true)
 	}
 }

@@ -71,6 +71,8 @@ type buildDeps struct {
 	book   *health.Book
 	holder string
 	cache  *cacheResources // cache: process-level stores (cache.go)
+	// policy: access, rate limits, auth (policy.go)
+	policy *policyResources
 }
 
 // newGeneration builds the handlers of cfg without starting anything.
@@ -132,6 +134,10 @@ func newGeneration(cfg *config.Config, d buildDeps) (*generation, error) {
 	if err != nil {
 		return nil, err
 	}
+	// policy.go: access, rate_limit, auth in front of each route
+	if err := d.policy.wrapRoutes(cfg, specs, handlers, clientip.NewTrusted(trusted), d.metrics); err != nil {
+		return nil, err
+	}
 	table, err := route.New(specs, handlers)
 	if err != nil {
 		return nil, fmt.Errorf("build routes: %w", err)
@@ -139,7 +145,12 @@ func newGeneration(cfg *config.Config, d buildDeps) (*generation, error) {
 	g := &generation{cfg: cfg, log: d.log, pools: pools, checkers: checkers, idle: make(chan struct{})}
 	g.cache = gc // cache
 	g.l4 = ups   // l4
-	g.handler = g.chain(table, d, cfg)
+	// policy.go: listener access, forward proxies
+	lh, err := d.policy.listeners(cfg, newListenerDeps(d, cfg, trusted), table)
+	if err != nil {
+		return nil, err
+	}
+	g.handler = g.chain(lh, d, cfg)
 	return g, nil
 }
 

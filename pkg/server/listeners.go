@@ -51,8 +51,12 @@ func newProtocolServer(o protocolOptions) protocolServer {
 		return newTCPServer(o) // l4.go
 	case config.ProtocolReplicate:
 		return newReplicateServer(o) // l4.go
+	case config.ProtocolForwardProxy:
+		return capConns(o.lc, newForwardServer(o)) // forward.go, conncap.go
 	default: // config.ProtocolHTTP, config.ProtocolHTTPS: validated by config
-		return newHTTPServer(o)
+		// policy.go: listener access; conncap.go: max_conns
+		o.handler = stampListener(o.lc, nil, o.handler)
+		return capConns(o.lc, newHTTPServer(o))
 	}
 }
 

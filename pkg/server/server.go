@@ -91,6 +91,8 @@ type Server struct {
 	holder   string
 	cache    *cacheResources // cache: stores that outlive reloads (cache.go)
 	l4m      *metrics.L4     // l4: metrics of the tcp and replicate listeners (l4.go)
+	// policy: limiters and auth lockout that outlive reloads (policy.go)
+	policy *policyResources
 
 	// gens holds the live generation: requests count themselves on it
 	// and keep it to the end, so a reload never changes a request midway.
@@ -170,6 +172,8 @@ func New(opts Options) (*Server, error) {
 	}
 	s.metrics.Registry().MustRegister(s.cache.collector()) // cache
 	s.l4m = metrics.NewL4(s.metrics.Registry())            // l4
+
+	s.policy = newPolicyResources(shared.client, shared.store.Up, opts.Logger) // policy.go
 	for _, l := range opts.Config.Listeners {
 		if _, ok := opts.Listeners[l.Name]; !ok {
 			return nil, fmt.Errorf("server: no listener for %q", l.Name)
@@ -203,6 +207,8 @@ func (s *Server) buildDeps() buildDeps {
 		book:      s.book,
 		holder:    s.holder,
 		cache:     s.cache, // cache
+
+		policy: s.policy, // policy.go
 	}
 }
 
