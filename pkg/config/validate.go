@@ -21,6 +21,8 @@ import (
 	"github.com/handoff-proxy/handoff/pkg/health"
 	"github.com/handoff-proxy/handoff/pkg/route"
 	"github.com/handoff-proxy/handoff/pkg/upstream"
+
+	"github.com/handoff-proxy/handoff/pkg/hostname"
 )
 
 // Allowed values of the enumerated keys.
@@ -220,7 +222,7 @@ func checkListenAddress(a string) (string, error) {
 		}
 		if host, _, serr := net.SplitHostPort(a); serr == nil && host != "" {
 			if _, perr := netip.ParseAddr(host); perr != nil {
-				if derr := checkDNSName(host); derr != nil {
+				if derr := hostname.Check(host); derr != nil {
 					return "", fmt.Errorf("%q: host: %w", a, derr)
 				}
 			}
@@ -242,7 +244,7 @@ func checkListenAddress(a string) (string, error) {
 	if host != "" {
 		if ip, err := netip.ParseAddr(host); err == nil {
 			host = ip.Unmap().String()
-		} else if err := checkDNSName(host); err != nil {
+		} else if err := hostname.Check(host); err != nil {
 			return "", fmt.Errorf("%q: host: %w", a, err)
 		}
 	}
@@ -250,32 +252,6 @@ func checkListenAddress(a string) (string, error) {
 		return "", nil
 	}
 	return net.JoinHostPort(strings.ToLower(host), port), nil
-}
-
-// checkDNSName checks a host name (RFC 1123 §2.1 labels; '_' is accepted
-// because it occurs in real names).
-func checkDNSName(name string) error {
-	n := strings.TrimSuffix(name, ".")
-	if n == "" {
-		return fmt.Errorf("%q: empty host name", name)
-	}
-	if len(n) > 253 {
-		return fmt.Errorf("%q: host name longer than 253 bytes", name)
-	}
-	for label := range strings.SplitSeq(n, ".") {
-		if label == "" || len(label) > 63 {
-			return fmt.Errorf("%q: each label must have 1 to 63 characters", name)
-		}
-		if label[0] == '-' || label[len(label)-1] == '-' {
-			return fmt.Errorf("%q: a label must not start or end with '-'", name)
-		}
-		for _, r := range label {
-			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
-				return fmt.Errorf("%q: %q is not allowed in a host name", name, r)
-			}
-		}
-	}
-	return nil
 }
 
 func (v *validator) upstreams(c *Config) {

@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"golang.org/x/net/http/httpguts"
+
+	"github.com/handoff-proxy/handoff/pkg/hostname"
 )
 
 // invalidError is a Parse function's error: its message is written for
@@ -65,7 +67,7 @@ func ParseHostPattern(h string) (host string, wildcard bool, err error) {
 	if strings.Contains(name, ":") {
 		return bad("%q: a host has no port and only IPv6 literals contain ':'", h)
 	}
-	if err := checkHostName(name); err != nil {
+	if err := hostname.Check(name); err != nil {
 		return "", false, &invalidError{msg: err.Error()}
 	}
 	name = strings.TrimSuffix(strings.ToLower(name), ".")
@@ -73,32 +75,6 @@ func ParseHostPattern(h string) (host string, wildcard bool, err error) {
 		return "." + name, true, nil
 	}
 	return name, false, nil
-}
-
-// checkHostName checks a host name (RFC 1123 §2.1 labels; '_' is accepted
-// because it occurs in real names).
-func checkHostName(name string) error {
-	n := strings.TrimSuffix(name, ".")
-	if n == "" {
-		return fmt.Errorf("%q: empty host name", name)
-	}
-	if len(n) > 253 {
-		return fmt.Errorf("%q: host name longer than 253 bytes", name)
-	}
-	for label := range strings.SplitSeq(n, ".") {
-		if label == "" || len(label) > 63 {
-			return fmt.Errorf("%q: each label must have 1 to 63 characters", name)
-		}
-		if label[0] == '-' || label[len(label)-1] == '-' {
-			return fmt.Errorf("%q: a label must not start or end with '-'", name)
-		}
-		for _, r := range label {
-			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
-				return fmt.Errorf("%q: %q is not allowed in a host name", name, r)
-			}
-		}
-	}
-	return nil
 }
 
 // ParsePathPrefix parses a route's path prefix: empty (any path) or a

@@ -18,6 +18,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/handoff-proxy/handoff/pkg/hostname"
 )
 
 // Schemes a target may use.
@@ -62,7 +64,7 @@ func ParseAddress(addr string) (*url.URL, error) {
 		if strings.HasPrefix(u.Host, "[") {
 			return nil, fmt.Errorf("%q: %q is not an IPv6 address", addr, host)
 		}
-		if err := checkHostName(host); err != nil {
+		if err := hostname.Check(host); err != nil {
 			return nil, fmt.Errorf("%q: host: %w", addr, err)
 		}
 	}
@@ -93,32 +95,6 @@ func Canonical(u *url.URL) string {
 		host = ip.String()
 	}
 	return u.Scheme + "://" + net.JoinHostPort(strings.ToLower(host), u.Port())
-}
-
-// checkHostName checks a host name (RFC 1123 §2.1 labels; '_' is accepted
-// because it occurs in real names).
-func checkHostName(name string) error {
-	n := strings.TrimSuffix(name, ".")
-	if n == "" {
-		return fmt.Errorf("%q: empty host name", name)
-	}
-	if len(n) > 253 {
-		return fmt.Errorf("%q: host name longer than 253 bytes", name)
-	}
-	for label := range strings.SplitSeq(n, ".") {
-		if label == "" || len(label) > 63 {
-			return fmt.Errorf("%q: each label must have 1 to 63 characters", name)
-		}
-		if label[0] == '-' || label[len(label)-1] == '-' {
-			return fmt.Errorf("%q: a label must not start or end with '-'", name)
-		}
-		for _, r := range label {
-			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
-				return fmt.Errorf("%q: %q is not allowed in a host name", name, r)
-			}
-		}
-	}
-	return nil
 }
 
 // State is the runtime state of one target address. All fields are atomic:
