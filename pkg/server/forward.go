@@ -2,11 +2,9 @@ package server
 
 import (
 	"context"
-	"log/slog"
 	"net"
 	"net/http"
 	"sync"
-	"time"
 )
 
 // forwardServer serves a forward_proxy listener: HTTP/1.1 only (CONNECT
@@ -21,19 +19,7 @@ type forwardServer struct {
 
 func newForwardServer(o protocolOptions) *forwardServer {
 	ts := &tunnelSet{conns: make(map[net.Conn]struct{})}
-	srv := &http.Server{
-		Handler:           stampListener(o.lc, ts, o.handler),
-		ReadHeaderTimeout: orDefault(o.cfg.Timeouts.ReadHeader, 10*time.Second),
-		IdleTimeout:       orDefault(o.cfg.Timeouts.Idle, 120*time.Second),
-		MaxHeaderBytes:    o.cfg.Limits.MaxHeaderBytes,
-		ConnState:         o.tracker.connState,
-		ConnContext:       o.tracker.connContext,
-		BaseContext:       func(net.Listener) context.Context { return o.base },
-		ErrorLog:          slog.NewLogLogger(o.log.Handler(), slog.LevelDebug),
-	}
-	if srv.MaxHeaderBytes == 0 {
-		srv.MaxHeaderBytes = 64 << 10
-	}
+	srv := newNetHTTPServer(o, stampListener(o.lc, ts, o.handler))
 	var p http.Protocols
 	p.SetHTTP1(true)
 	srv.Protocols = &p

@@ -67,13 +67,15 @@ type httpServer struct {
 	tls bool
 }
 
-func newHTTPServer(o protocolOptions) *httpServer {
-	cfg, lc := o.cfg, o.lc
+// newNetHTTPServer is the net/http server every HTTP-speaking listener
+// protocol starts from: client timeouts and header limit from the config,
+// connections registered with the tracker, requests under base.
+func newNetHTTPServer(o protocolOptions, h http.Handler) *http.Server {
 	srv := &http.Server{
-		Handler:           o.handler,
-		ReadHeaderTimeout: orDefault(cfg.Timeouts.ReadHeader, 10*time.Second),
-		IdleTimeout:       orDefault(cfg.Timeouts.Idle, 120*time.Second),
-		MaxHeaderBytes:    cfg.Limits.MaxHeaderBytes,
+		Handler:           h,
+		ReadHeaderTimeout: orDefault(o.cfg.Timeouts.ReadHeader, 10*time.Second),
+		IdleTimeout:       orDefault(o.cfg.Timeouts.Idle, 120*time.Second),
+		MaxHeaderBytes:    o.cfg.Limits.MaxHeaderBytes,
 		ConnState:         o.tracker.connState,
 		ConnContext:       o.tracker.connContext,
 		BaseContext:       func(net.Listener) context.Context { return o.base },
@@ -82,6 +84,12 @@ func newHTTPServer(o protocolOptions) *httpServer {
 	if srv.MaxHeaderBytes == 0 {
 		srv.MaxHeaderBytes = 64 << 10
 	}
+	return srv
+}
+
+func newHTTPServer(o protocolOptions) *httpServer {
+	lc := o.lc
+	srv := newNetHTTPServer(o, o.handler)
 	var p http.Protocols
 	p.SetHTTP1(true)
 	h := &httpServer{srv: srv}
