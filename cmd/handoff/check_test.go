@@ -77,7 +77,7 @@ routes: [{match: {}, upstream: web}]
 					t.Errorf("serve exited %d, check %d", serveCode, code)
 				}
 				// The same problems, in the same order.
-				if got, want := problems(p.output()), problems(checkErr); got != want || want == "" {
+				if got, want := problems(p.outputAfterExit(5*time.Second)), problems(checkErr); got != want || want == "" {
 					t.Errorf("problems differ:\nserve:\n%s\ncheck:\n%s", got, want)
 				}
 			case <-time.After(15 * time.Second):

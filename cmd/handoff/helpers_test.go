@@ -58,6 +58,9 @@ type proc struct {
 	ready  chan map[string]string // listener name -> address, from the "serving" log line
 	exited chan error
 	state  *os.ProcessState
+	// scanned is closed once all of stdout was read (every holder of the
+	// pipe is gone).
+	scanned chan struct{}
 }
 
 // start runs handoff with args and env (added to a minimal environment)
@@ -93,6 +96,7 @@ func startCmd(t *testing.T, cmd *exec.Cmd, env ...string) *proc {
 		t.Fatal(err)
 	}
 	scanDone := make(chan struct{})
+	p.scanned = scanDone
 	go func() {
 		defer close(scanDone)
 		sc := bufio.NewScanner(stdout)
@@ -151,6 +155,17 @@ func parseServing(line string) map[string]string {
 		out[name] = addr
 	}
 	return out
+}
+
+// outputAfterExit is the whole output of a process that exited: it waits
+// (up to d) until its stdout was read to the end, which may come after
+// the exit is seen.
+func (p *proc) outputAfterExit(d time.Duration) string {
+	select {
+	case <-p.scanned:
+	case <-time.After(d):
+	}
+	return p.output()
 }
 
 func (p *proc) output() string {
