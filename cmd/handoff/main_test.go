@@ -417,7 +417,7 @@ routes: [{match: {}, upstream: web}]
 		if code := p.wait(10 * time.Second); code != 1 {
 			t.Errorf("exit code %d, want 1", code)
 		}
-		if !strings.Contains(p.output(), "mystery") {
+		if !strings.Contains(p.outputAfterExit(5*time.Second), "mystery") {
 			t.Errorf("error does not name the fd:\n%s", p.output())
 		}
 	})
@@ -464,7 +464,7 @@ routes: [{match: {}, upstream: web}]
 	if code := p.wait(10 * time.Second); code != 0 {
 		t.Errorf("idle exit code %d", code)
 	}
-	if !strings.Contains(p.output(), "idle") {
+	if !strings.Contains(p.outputAfterExit(5*time.Second), "idle") {
 		t.Errorf("idle exit not logged")
 	}
 }
