@@ -165,13 +165,16 @@ func TestCoalescingInProcess(t *testing.T) {
 }
 
 func sharedStore(t *testing.T, addr, id string) (*tiered.Store, *memory.Store) {
-	client, err := sredis.NewClient(sredis.Options{URL: "redis://" + addr})
+	// Generous timeouts: this test is about sharing and coalescing, and a
+	// Redis call that times out on a loaded machine rightly degrades to
+	// no cross-process coalescing (TestRedisKilledUnderLoad covers that).
+	client, err := sredis.NewClient(sredis.Options{URL: "redis://" + addr, Timeout: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = client.Close() })
 	mem := memory.New(memory.Options{})
-	ts := tiered.New(mem, credis.New(client, credis.Options{Logger: handofftest.Logger(t), RetryAfter: 200 * time.Millisecond}), id, handofftest.Logger(t))
+	ts := tiered.New(mem, credis.New(client, credis.Options{Logger: handofftest.Logger(t), RetryAfter: 200 * time.Millisecond, Timeout: 2 * time.Second}), id, handofftest.Logger(t))
 	ts.Start(context.Background())
 	t.Cleanup(ts.Close)
 	return ts, mem
