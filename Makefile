@@ -73,3 +73,4 @@ clean: ## Remove build output
 -include integration/integration.mk
 -include packaging/packaging.mk
 -include pkg/cache/conformance/conformance.mk
+-include integration/dashboard/dashboard.mk

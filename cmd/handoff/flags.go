@@ -27,6 +27,9 @@ Usage:
   handoff upgrade [--admin ADDR] [-c PATH] [--timeout D] [PID]
                                  replace a running handoff with the binary on disk
                                  without closing a socket (or send it SIGUSR2)
+  handoff status [--admin ADDR] [-c PATH]
+                                 show upstreams, target health, cache and state;
+                                 exit 1 when an upstream has no healthy target
   handoff version                print the version
 
 Each command has its own --help.

@@ -52,6 +52,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, env []str
 		return runReload(ctx, args, stdout, stderr, env)
 	case "upgrade":
 		return runUpgrade(ctx, args, stdout, stderr, env)
+	case "status":
+		return runStatus(ctx, args, stdout, stderr, env)
 	case "version":
 		fmt.Fprintln(stdout, versionString())
 		return nil

@@ -1,25 +1,27 @@
 // Package admin owns the admin API: liveness and readiness probes, the
-// metrics endpoint, and read-only JSON views of the upstream pools and the
-// effective configuration. It is one http.Handler; the caller serves it on
-// the admin listener.
+// metrics endpoint, read-only JSON views of the upstream pools, the
+// effective configuration and the live traffic series, and the web
+// dashboard at "/" that shows them (dashboard.go). It is one http.Handler;
+// the caller serves it on the admin listener.
 //
-// It does not know where its data comes from: metrics, readiness, pools and
-// config are injected as a handler and funcs. In particular it does not
+// It does not know where its data comes from: metrics, readiness, pools,
+// config, process, cache and state facts are injected as a handler and
+// funcs. In particular it does not
 // redact the config; the caller passes one that is safe to show.
 package admin
 
 import (
 	"bytes"
 	"encoding/json"
+	"html/template"
 	"io"
 	"log/slog"
 	"net/http"
-	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/handoff-proxy/handoff/pkg/config"
+	"github.com/handoff-proxy/handoff/pkg/metrics"
 	"github.com/handoff-proxy/handoff/pkg/upstream"
 )
 
@@ -47,6 +49,19 @@ type Options struct {
 	// redacted by the caller. Nil means PathConfig is not found; a func
 	// that returns nil makes it answer 503.
 	Config func() *config.Config
+	// Process describes this process for the dashboard and PathOverview.
+	// Nil means an empty description.
+	Process func() ProcessInfo
+	// Listeners lists the traffic listeners. Nil means none.
+	Listeners func() []ListenerInfo
+	// Cache returns the cache counters and whether any route caches. Nil
+	// means no cache.
+	Cache func() (CacheInfo, bool)
+	// State describes the shared state backend. Nil means "memory", up.
+	State func() StateInfo
+	// Stats returns the live series of the last n seconds (zero: all)
+	// for PathStats and the dashboard's sparklines. Nil means empty.
+	Stats func(n int) metrics.LiveSeries
 	// Now is the clock for target availability. Nil means time.Now.
 	Now func() time.Time
 	// Logger receives errors while answering. Nil means they are dropped.
@@ -81,6 +96,7 @@ type ErrorResponse struct {
 type handler struct {
 	o      Options
 	routes map[string]http.Handler
+	page   *template.Template // ui/index.html
 }
 
 // New returns the admin API handler. Only GET and HEAD are allowed (405
@@ -93,7 +109,12 @@ func New(o Options) http.Handler {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	h := &handler{o: o, routes: make(map[string]http.Handler)}
+	h := &handler{o: o, routes: make(map[string]http.Handler), page: newDashboardTemplate()}
+	h.routes[PathDashboard] = http.HandlerFunc(h.dashboard)
+	h.routes[PathUIScript] = uiFile("ui/dashboard.js", "text/javascript; charset=utf-8")
+	h.routes[PathUIStyle] = uiFile("ui/dashboard.css", "text/css; charset=utf-8")
+	h.routes[PathOverview] = http.HandlerFunc(h.serveOverview)
+	h.routes[PathStats] = http.HandlerFunc(h.serveStats)
 	h.routes[PathHealthz] = http.HandlerFunc(h.healthz)
 	h.routes[PathReadyz] = http.HandlerFunc(h.readyz)
 	h.routes[PathUpstreams] = http.HandlerFunc(h.upstreams)
@@ -133,17 +154,7 @@ func (h *handler) readyz(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *handler) upstreams(w http.ResponseWriter, r *http.Request) {
-	resp := UpstreamsResponse{Upstreams: []UpstreamStatus{}}
-	if h.o.Upstreams != nil {
-		now := h.o.Now()
-		for _, p := range h.o.Upstreams() {
-			if p == nil {
-				continue
-			}
-			resp.Upstreams = append(resp.Upstreams, status(p, now))
-		}
-	}
-	slices.SortStableFunc(resp.Upstreams, func(a, b UpstreamStatus) int { return strings.Compare(a.Name, b.Name) })
+	resp := UpstreamsResponse{Upstreams: h.upstreamList(h.o.Now())}
 	h.writeJSON(w, r, http.StatusOK, resp)
 }
 

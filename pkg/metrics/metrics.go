@@ -100,6 +100,8 @@ type Metrics struct {
 	lastReloadOK    prometheus.Gauge
 	reloadSucceeded prometheus.Counter
 	reloadFailed    prometheus.Counter
+
+	live Live // live.go: the dashboard's last 15 minutes
 }
 
 // New builds a Metrics with its own registry holding the Go runtime and
@@ -251,6 +253,10 @@ func (p promLogger) Println(v ...any) {
 	p.l.Warn("metrics scrape", "error", fmt.Sprint(v...))
 }
 
+// LiveSeries returns the per-second request, error and latency series of
+// the last n seconds (zero or less: all LiveSeconds) for the dashboard.
+func (m *Metrics) LiveSeries(n int) LiveSeries { return m.live.Series(m.now(), n) }
+
 // Reload records the result of a configuration load or reload; a success
 // also sets handoff_config_last_reload_success_timestamp_seconds to now.
 func (m *Metrics) Reload(ok bool) {
@@ -322,7 +328,9 @@ func (m *Metrics) Middleware(next http.Handler) http.Handler {
 			code := rec.FinalStatus(r, in, !returned)
 			route, up := label(in.Route), label(in.Upstream)
 			m.requests.WithLabelValues(route, up, strconv.Itoa(code)).Inc()
-			m.duration.WithLabelValues(route, up).Observe(m.now().Sub(start).Seconds())
+			end := m.now()
+			m.duration.WithLabelValues(route, up).Observe(end.Sub(start).Seconds())
+			m.live.Observe(end, end.Sub(start), code >= 500)
 			if m.responseSize != nil {
 				m.responseSize.WithLabelValues(route, up).Observe(float64(rec.Bytes()))
 			}

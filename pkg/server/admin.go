@@ -104,14 +104,14 @@ func (s *Server) serveUpgradeState(w http.ResponseWriter) {
 
 func (s *Server) adminHandler() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("/", admin.New(admin.Options{
+	mux.Handle("/", admin.New(s.dashboardOptions(admin.Options{
 		Metrics:   s.metrics.Handler(),
 		Ready:     func() bool { return !s.shuttingDwn.Load() },
 		Upstreams: s.pools,
 		Config:    func() *config.Config { return config.Redacted(s.config()) },
 		Now:       s.now,
 		Logger:    s.log,
-	}))
+	})))
 	mux.HandleFunc("/api/v1/reload", s.serveReload)
 	mux.HandleFunc("/api/v1/upgrade", s.serveUpgrade)
 	mux.HandleFunc("/api/v1/cache", s.cache.serveStats)       // cache

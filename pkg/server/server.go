@@ -89,6 +89,7 @@ type Server struct {
 	shared   *sharedState
 	book     *health.Book
 	holder   string
+	started  time.Time       // for the dashboard's uptime
 	cache    *cacheResources // cache: stores that outlive reloads (cache.go)
 	l4m      *metrics.L4     // l4: metrics of the tcp and replicate listeners (l4.go)
 	// policy: limiters and auth lockout that outlive reloads (policy.go)
@@ -148,6 +149,7 @@ func New(opts Options) (*Server, error) {
 		execCh:     make(chan func()),
 		handedOver: make(chan int, 1),
 		acceptLog:  rateLimitedLog{interval: time.Second},
+		started:    opts.Now(),
 	}
 	s.act = newActivity(s.now)
 	s.tracker = newConnTracker(s.act)
