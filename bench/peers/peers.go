@@ -51,6 +51,12 @@ const (
 	CapWebSocket Capability = "ws"
 	// CapTCP is L4 TCP proxying.
 	CapTCP Capability = "tcp"
+	// CapRateLimit is HTTP/1.1 through a route with a per-process rate
+	// limit (handoff only: it measures what the limiter adds per request).
+	CapRateLimit Capability = "ratelimit"
+	// CapRateLimitRedis is CapRateLimit with the limit kept in Redis
+	// (state.redis), one round trip per request.
+	CapRateLimitRedis Capability = "ratelimit-redis"
 )
 
 // Peer names.
@@ -83,8 +89,8 @@ func Specs(nginxStream string) []Spec {
 		return map[Capability]string{CapHTTP: "", CapH2C: "", CapTLS: "", CapCache: "", CapWebSocket: "", CapTCP: ""}
 	}
 	handoff := all()
-	handoff[CapCache] = "not implemented yet"
-	handoff[CapTCP] = "not implemented yet"
+	handoff[CapRateLimit] = ""
+	handoff[CapRateLimitRedis] = ""
 	nginx := all()
 	if nginxStream == "" {
 		nginx[CapTCP] = "stream module not installed (libnginx-mod-stream)"
@@ -140,6 +146,9 @@ type StartOptions struct {
 	// connections to the backend (the soak sets it so that a leak check
 	// after the load is not fooled by a healthy idle pool).
 	UpstreamIdle time.Duration
+	// RateLimit, when not nil, puts a rate limit on handoff's default
+	// route (the other peers ignore it).
+	RateLimit *RateLimit
 	// NginxStream is the path of nginx's stream module; "" means no L4
 	// for nginx.
 	NginxStream string
@@ -147,6 +156,15 @@ type StartOptions struct {
 	ReadyTimeout time.Duration
 	// Logger for lifecycle events. Nil discards.
 	Logger *slog.Logger
+}
+
+// RateLimit is handoff's per-client rate limit for the rate-limit
+// scenarios. The limit is set so high that it never denies: what is
+// measured is the limiter's cost per request.
+type RateLimit struct {
+	// Redis is host:port of a redis-server that keeps the limit
+	// (state.redis). Empty means the per-process limiter.
+	Redis string
 }
 
 // Endpoints are where a started peer accepts traffic; "" means none.
@@ -191,6 +209,7 @@ type templateData struct {
 	Workers               int
 	NginxStream           string
 	UpstreamIdle          string
+	RateLimit             *RateLimit
 }
 
 // Start starts the peer called name and waits until it answers.
@@ -213,7 +232,7 @@ func Start(ctx context.Context, name string, o StartOptions) (*Process, error) {
 	d := templateData{
 		Dir: o.Dir, HTTP: ports[0], H2C: ports[0], HTTPS: ports[1], TCP: ports[2], Admin: ports[3],
 		Backend: o.Backend.HTTP, BackendTCP: o.Backend.TCP, BackendHost: bhost, BackendPort: bport,
-		TLS: o.TLS, Workers: max(1, o.Workers), NginxStream: o.NginxStream,
+		TLS: o.TLS, Workers: max(1, o.Workers), NginxStream: o.NginxStream, RateLimit: o.RateLimit,
 	}
 	_, d.HTTPPort, _ = net.SplitHostPort(d.HTTP)
 	_, d.HTTPSPort, _ = net.SplitHostPort(d.HTTPS)
@@ -239,7 +258,10 @@ func Start(ctx context.Context, name string, o StartOptions) (*Process, error) {
 		}
 		args = append([]string{"-c", cfg}, o.HandoffArgs...)
 		env = append([]string{"GOMAXPROCS=" + workers}, o.HandoffEnv...)
-		ep.TCP, ep.Admin = "", d.Admin
+		ep.Admin = d.Admin
+		if d.BackendTCP == "" {
+			ep.TCP = "" // no byte source, no tcp listener
+		}
 	case HAProxy:
 		cfg, err := render(o.Dir, "haproxy.cfg.tmpl", "haproxy.cfg", d)
 		if err != nil {

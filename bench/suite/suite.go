@@ -83,6 +83,11 @@ func Scenarios() []Scenario {
 		{Name: "cache-hit-100k", Title: "Cache hit 100 KiB", Cap: peers.CapCache, Tool: ToolWrk, Path: origin.PathCache100K},
 		{Name: "ws-echo", Title: "WebSocket echo (64 B messages)", Cap: peers.CapWebSocket, Tool: ToolWS, Path: origin.PathWebSocket},
 		{Name: "l4-tcp", Title: "L4 TCP throughput", Cap: peers.CapTCP, Tool: ToolTCP},
+		// handoff only: the same requests as h1-get-1k through a route
+		// with a rate limit that never denies, so the difference to
+		// handoff's h1-get-1k row in the same run is the limiter's cost.
+		{Name: "h1-ratelimit-1k", Title: "HTTP/1.1 keep-alive GET 1 KiB through a rate-limited route", Cap: peers.CapRateLimit, Tool: ToolWrk, Path: origin.Path1K},
+		{Name: "h1-ratelimit-redis-1k", Title: "HTTP/1.1 keep-alive GET 1 KiB through a rate-limited route (limit in Redis)", Cap: peers.CapRateLimitRedis, Tool: ToolWrk, Path: origin.Path1K},
 	}
 }
 
@@ -142,6 +147,9 @@ type Options struct {
 	HandoffBinary string
 	// NginxStream is nginx's stream module path; "" means none.
 	NginxStream string
+	// RedisBinary is redis-server, started for the scenarios that keep
+	// a rate limit in Redis. Empty means "redis-server" from PATH.
+	RedisBinary string
 	// Progress receives one line per run. Nil discards.
 	Progress io.Writer
 	// Logger for diagnostics. Nil discards.
@@ -227,12 +235,17 @@ func Run(ctx context.Context, o Options) (*report.Run, error) {
 			row.NA = reason
 		}
 	}
+	redisNA := o.redisNA()
 	// Repeats outermost and peers interleaved, so that a slow drift of
 	// the machine (thermal, a neighbour) spreads over every peer.
 	for rep := 1; rep <= o.Repeat; rep++ {
 		for _, spec := range specs {
 			for _, sc := range scs {
 				if reason, ok := spec.Caps[sc.Cap]; ok && reason == "" {
+					if sc.Cap == peers.CapRateLimitRedis && redisNA != "" {
+						res.Row(sc.Name, spec.Name, sc.unit()).NA = redisNA
+						continue
+					}
 					plans = append(plans, plan{rep: rep, peer: spec.Name, sc: sc})
 				}
 			}
@@ -252,6 +265,15 @@ func Run(ctx context.Context, o Options) (*report.Run, error) {
 		return nil, err
 	}
 	defer stopBackend()
+	redisAddr := ""
+	if slices.ContainsFunc(plans, func(p plan) bool { return p.sc.Cap == peers.CapRateLimitRedis }) {
+		addr, stopRedis, err := StartRedis(ctx, RedisOptions{Binary: o.RedisBinary, Dir: o.WorkDir, Pin: pin.Options{CPUs: o.LoadCPUs, Nice: o.Nice}})
+		if err != nil {
+			return nil, err
+		}
+		defer stopRedis()
+		redisAddr = addr
+	}
 
 	perRun := o.Duration + max(o.Warmup, 0) + 500*time.Millisecond
 	fmt.Fprintf(o.Progress, "bench: %d runs (%d scenarios × %d peers × %d repeats, minus n/a), about %s\n",
@@ -267,7 +289,7 @@ func Run(ctx context.Context, o Options) (*report.Run, error) {
 			row.Failures = append(row.Failures, err.Error())
 			continue
 		}
-		smp, err := o.runOne(ctx, p, be, files, i)
+		smp, err := o.runOne(ctx, p, be, files, redisAddr, i)
 		prefix := fmt.Sprintf("[%d/%d] rep %d %-8s %-15s", i+1, len(plans), p.rep, p.peer, p.sc.Name)
 		if err != nil {
 			if errors.Is(err, peers.ErrNoBinary) {
@@ -320,7 +342,7 @@ func selectScenarios(names []string) ([]Scenario, error) {
 }
 
 // runOne starts the peer, warms up, measures, and stops the peer.
-func (o *Options) runOne(ctx context.Context, p plan, be peers.Backend, files selfcert.Files, seq int) (report.Sample, error) {
+func (o *Options) runOne(ctx context.Context, p plan, be peers.Backend, files selfcert.Files, redis string, seq int) (report.Sample, error) {
 	dir := filepath.Join(o.WorkDir, fmt.Sprintf("%03d-%s-%s", seq, p.peer, p.sc.Name))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return report.Sample{}, fmt.Errorf("create run dir: %w", err)
@@ -328,6 +350,7 @@ func (o *Options) runOne(ctx context.Context, p plan, be peers.Backend, files se
 	proc, err := peers.Start(ctx, p.peer, peers.StartOptions{
 		Dir: dir, Backend: be, TLS: files, Pin: pin.Options{CPUs: o.ProxyCPUs, Nice: o.Nice}, Workers: o.Workers,
 		HandoffBinary: o.HandoffBinary, NginxStream: o.NginxStream, Logger: o.Logger,
+		RateLimit: rateLimit(p.sc.Cap, redis),
 	})
 	if err != nil {
 		return report.Sample{}, err
@@ -368,6 +391,31 @@ func (o *Options) runOne(ctx context.Context, p plan, be peers.Backend, files se
 	default:
 	}
 	return smp, nil
+}
+
+// rateLimit is the rate limit a scenario of capability c puts on
+// handoff's route; nil for every other scenario.
+func rateLimit(c peers.Capability, redis string) *peers.RateLimit {
+	switch c {
+	case peers.CapRateLimit:
+		return &peers.RateLimit{}
+	case peers.CapRateLimitRedis:
+		return &peers.RateLimit{Redis: redis}
+	default:
+		return nil
+	}
+}
+
+// redisNA is why the Redis scenarios cannot run here; "" when they can.
+func (o *Options) redisNA() string {
+	bin := o.RedisBinary
+	if bin == "" {
+		bin = "redis-server"
+	}
+	if _, err := exec.LookPath(bin); err != nil {
+		return "redis-server not installed"
+	}
+	return ""
 }
 
 // drive runs the scenario's tool once for d.
