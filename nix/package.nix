@@ -7,7 +7,7 @@ buildGoModule {
   inherit version;
 
   src = lib.cleanSource ./..;
-  vendorHash = "sha256-ZNf0+8lCBQvTHMowNXOUcz3uNKuR0XTovweOUVBw4cs=";
+  vendorHash = "sha256-jYTri54MjXSpG2wyg/v8hvtfSn1bXiYEpLi8uZHjw3Q=";
 
   subPackages = [ "cmd/handoff" ];
   env.CGO_ENABLED = "0";
