@@ -18,7 +18,7 @@ const (
 	defaultMaxHeaderBytes   = 64 << 10
 	defaultTLSMinVersion    = "1.2"
 	defaultHashKey          = "client_ip"
-	defaultRetries          = 1
+	defaultRetries          = 3
 	defaultFailTimeout      = 10 * time.Second
 	defaultMaxIdlePerTarget = 64
 	defaultDial             = 5 * time.Second

@@ -768,7 +768,7 @@ func TestDefault(t *testing.T) {
 		"routes[0].match.methods":              "GET,POST",
 		"routes[1].name":                       "named",
 		"upstreams.h.hash_key":                 "client_ip",
-		"upstreams.h.retries":                  "1",
+		"upstreams.h.retries":                  "3",
 		"upstreams.h.targets[0].weight":        "1",
 		"upstreams.h.targets[1].weight":        "5",
 		"upstreams.h.fail_timeout":             "10s",

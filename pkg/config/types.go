@@ -192,7 +192,7 @@ type Upstream struct {
 	// TLS settings for https:// targets.
 	TLS UpstreamTLS `koanf:"tls" json:"tls" yaml:"tls"`
 	// Retries is the most times one request is sent again after a
-	// failure that RetryOn names. Nil means 1; zero disables retries.
+	// failure that RetryOn names. Nil means 3 (as HAProxy); zero disables retries.
 	Retries *int `koanf:"retries" json:"retries,omitempty" yaml:"retries,omitempty"`
 	// RetryOn lists the failures that are retried: "connect_failure"
 	// (no connection could be set up, so nothing was sent: retried

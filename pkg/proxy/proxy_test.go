@@ -431,7 +431,8 @@ func TestRetry(t *testing.T) {
 		{name: "post with idempotency-key retried", method: "POST", body: "x", header: map[string]string{"Idempotency-Key": `"k1"`}, targets: []string{"dead", "live"}, wantStatus: 200, wantRetries: 1, wantHits: 1},
 		{name: "post with x-idempotency-key retried", method: "POST", body: "x", header: map[string]string{"X-Idempotency-Key": "k1"}, targets: []string{"dead", "live"}, wantStatus: 200, wantRetries: 1, wantHits: 1},
 		{name: "retries zero", method: "GET", retries: intp(0), targets: []string{"dead", "live"}, wantStatus: 502},
-		{name: "default is one retry", method: "GET", targets: []string{"dead", "dead", "live"}, wantStatus: 502, wantRetries: 1},
+		{name: "default is three retries, as HAProxy", method: "GET", targets: []string{"dead", "dead", "dead", "dead", "live"}, wantStatus: 502, wantRetries: 3},
+		{name: "default reaches a live third target", method: "GET", targets: []string{"dead", "dead", "live"}, wantStatus: 200, wantRetries: 2, wantHits: 1},
 		{name: "two retries", method: "GET", retries: intp(2), targets: []string{"dead", "dead", "live"}, wantStatus: 200, wantRetries: 2, wantHits: 1},
 		{name: "tls handshake failure retried", method: "GET", targets: []string{"notls", "live"}, wantStatus: 200, wantRetries: 1, wantHits: 1},
 	}

@@ -13,12 +13,17 @@ import (
 	"github.com/handoff-proxy/handoff/pkg/upstream"
 )
 
-// Backoff before trying the same target again after its connect failure
-// (HAProxy retries the same server on conn-failure): 50ms, doubling, at
-// most 250ms, plus up to half of it as jitter, capped at 250ms.
+// When no other target is left and the dial was refused, the same target
+// is tried again, within `retries` (HAProxy retries the same server on
+// conn-failure, `retries 3` a second apart by default), so that a backend
+// that is still starting costs a short wait rather than a 502: 200ms,
+// doubling, at most 1s, plus up to half of it as jitter, capped at 1s —
+// 1.4–1.9 s over the default 3 retries. Not when an earlier target already
+// gave an answer to fall back on. The retry budget bounds the extra dials
+// when a lone backend is really down.
 const (
-	sameTargetBackoff    = 50 * time.Millisecond
-	sameTargetBackoffMax = 250 * time.Millisecond
+	sameTargetBackoff    = 200 * time.Millisecond
+	sameTargetBackoffMax = time.Second
 )
 
 // retryPolicy is an upstream's retries and retry_on.
@@ -185,7 +190,7 @@ func (r *roundTrip) afterFailure(a attempt, t *upstream.Target, attempt, same in
 	}
 	if may && attempt < h.policy.max {
 		next, release, _ = h.tryPick(ex)
-		again = next == nil && a.refused
+		again = next == nil && a.refused && r.held == nil
 		if (next != nil || again) && !h.budget.withdraw() {
 			if release != nil {
 				release()
