@@ -7,7 +7,8 @@ import (
 )
 
 // L4 counts what the tcp and replicate listeners do (package l4's
-// Observer and ReplicateObserver). Create it with NewL4.
+// Observer and ReplicateObserver), and the HTTP request mirror's
+// decisions (pkg/server/mirror.go). Create it with NewL4.
 type L4 struct {
 	conns     *prometheus.CounterVec
 	bytes     *prometheus.CounterVec
