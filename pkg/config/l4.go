@@ -48,6 +48,27 @@ type ProxyProtocol struct {
 	Send string `koanf:"send" json:"send,omitempty" yaml:"send,omitempty"`
 }
 
+// UpstreamProxyProtocol makes HTTP connections to an upstream's targets
+// start with a PROXY header naming the client (HAProxy's send-proxy).
+// A header names one client, so such connections carry one request
+// each and are never reused for another (HAProxy keeps them private).
+type UpstreamProxyProtocol struct {
+	// Send is "v1" or "v2". Required.
+	Send string `koanf:"send" json:"send" yaml:"send"`
+}
+
+// upstreamsProxy checks upstreams.*.proxy_protocol.
+func (v *validator) upstreamsProxy(c *Config) {
+	for name, u := range c.Upstreams {
+		if u.ProxyProtocol == nil {
+			continue
+		}
+		if err := l4.ParseVersion(u.ProxyProtocol.Send); err != nil {
+			v.errs.add(joinKey(joinKey("upstreams", name), "proxy_protocol.send"), "%v", err)
+		}
+	}
+}
+
 // l4 checks the L4 keys of every listener.
 func (v *validator) l4(c *Config) {
 	for i, l := range c.Listeners {
@@ -111,6 +132,8 @@ func (v *validator) l4(c *Config) {
 			}
 		}
 	}
+	v.routeMirrors(c)   // mirror.go
+	v.upstreamsProxy(c) // proxy_protocol.send of upstreams
 }
 
 func (v *validator) peers(key string, list []string, allowed bool) {

@@ -148,6 +148,9 @@ type Route struct {
 	Access    *Access    `koanf:"access" json:"access,omitempty" yaml:"access,omitempty"`
 	RateLimit *RateLimit `koanf:"rate_limit" json:"rate_limit,omitempty" yaml:"rate_limit,omitempty"`
 	Auth      *Auth      `koanf:"auth" json:"auth,omitempty" yaml:"auth,omitempty"`
+	// Mirror copies a share of the route's requests to a shadow
+	// upstream (mirror.go). Nil means none.
+	Mirror *RouteMirror `koanf:"mirror" json:"mirror,omitempty" yaml:"mirror,omitempty"`
 }
 
 // Match holds the conditions of a route.
@@ -191,6 +194,9 @@ type Upstream struct {
 	Targets []Target `koanf:"targets" json:"targets" yaml:"targets"`
 	// TLS settings for https:// targets.
 	TLS UpstreamTLS `koanf:"tls" json:"tls" yaml:"tls"`
+	// ProxyProtocol sends a PROXY header on each new connection to
+	// the targets (l4.go). Nil means none.
+	ProxyProtocol *UpstreamProxyProtocol `koanf:"proxy_protocol" json:"proxy_protocol,omitempty" yaml:"proxy_protocol,omitempty"`
 	// Retries is the most times one request is sent again after a
 	// failure that RetryOn names. Nil means 3 (as HAProxy); zero disables retries.
 	Retries *int `koanf:"retries" json:"retries,omitempty" yaml:"retries,omitempty"`

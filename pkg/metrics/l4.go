@@ -7,7 +7,8 @@ import (
 )
 
 // L4 counts what the tcp and replicate listeners do (package l4's
-// Observer and ReplicateObserver). Create it with NewL4.
+// Observer and ReplicateObserver), and the HTTP request mirror's
+// decisions (pkg/server/mirror.go). Create it with NewL4.
 type L4 struct {
 	conns     *prometheus.CounterVec
 	bytes     *prometheus.CounterVec
@@ -17,6 +18,7 @@ type L4 struct {
 	replConns *prometheus.CounterVec
 	replBytes *prometheus.CounterVec
 	replDrop  *prometheus.CounterVec
+	mirrored  *prometheus.CounterVec // HTTP request mirroring
 }
 
 // NewL4 registers the L4 collectors with reg.
@@ -55,8 +57,12 @@ func NewL4(reg prometheus.Registerer) *L4 {
 			Namespace: namespace, Subsystem: "replicate", Name: "outputs_dropped_total",
 			Help: "Outputs dropped for falling behind by more than their buffer.",
 		}, []string{"listener"}),
+		mirrored: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "mirror_requests_total",
+			Help: "HTTP requests picked for mirroring (routes[].mirror), by route and result (mirrored; dropped: max_in_flight copies were under way; too_large: body over max_body; failed: the shadow answered 5xx or broke off, counted besides mirrored).",
+		}, []string{"route", "result"}),
 	}
-	reg.MustRegister(m.conns, m.bytes, m.duration, m.connErrs, m.mirrorOut, m.replConns, m.replBytes, m.replDrop)
+	reg.MustRegister(m.conns, m.bytes, m.duration, m.connErrs, m.mirrorOut, m.replConns, m.replBytes, m.replDrop, m.mirrored)
 	return m
 }
 
@@ -91,3 +97,7 @@ func (m *L4) ReplicaBytes(listener string, n int) {
 
 // ReplicaDropped implements l4.ReplicateObserver.
 func (m *L4) ReplicaDropped(listener string) { m.replDrop.WithLabelValues(listener).Inc() }
+
+// Mirrored counts one HTTP mirror decision of route (see
+// pkg/server/mirror.go for the results).
+func (m *L4) Mirrored(route, result string) { m.mirrored.WithLabelValues(route, result).Inc() }

@@ -156,10 +156,14 @@ type transportKey struct {
 	caSum, certSum, keySum [sha256.Size]byte
 	timeouts               config.UpstreamTimeouts
 	maxIdle                int
+	sendProxy              string // proxy_protocol.send (sendproxy.go)
 }
 
 func newTransportKey(cfg config.Upstream, f tlsFiles) transportKey {
 	k := transportKey{tls: cfg.TLS, timeouts: cfg.Timeouts, maxIdle: cfg.MaxIdlePerTarget}
+	if cfg.ProxyProtocol != nil {
+		k.sendProxy = cfg.ProxyProtocol.Send
+	}
 	if f.ca != nil {
 		k.caSum = sha256.Sum256(f.ca)
 	}
@@ -220,11 +224,18 @@ func buildTransport(cfg config.Upstream, tlsConf *tls.Config, protocols *http.Pr
 		Timeout:   to.Dial,
 		KeepAlive: tcpKeepAlive,
 	}
+	dial, single := dialFunc(dialer.DialContext), false
+	if pp := cfg.ProxyProtocol; pp != nil {
+		dial, single = sendProxyDialer(dial, pp.Send), true
+	}
 	return &http.Transport{
 		// Never use HTTP_PROXY from the environment: targets are
 		// reached directly.
-		Proxy:                  nil,
-		DialContext:            dialer.DialContext,
+		Proxy:       nil,
+		DialContext: dial,
+		// A connection that starts with a PROXY header belongs to
+		// that one client: it carries one request.
+		DisableKeepAlives:      single,
 		TLSClientConfig:        tlsConf,
 		TLSHandshakeTimeout:    to.TLSHandshake,
 		ResponseHeaderTimeout:  to.ResponseHeader,

@@ -40,6 +40,7 @@ type generation struct {
 	checkers []*health.Checker
 	cache    *genCache             // cache: the routes' HTTP cache (cache.go)
 	l4       map[string]l4Upstream // l4: the upstreams of tcp listeners (l4.go)
+	mirrors  *genMirrors           // routes[].mirror copies in flight (mirror.go)
 
 	// refs counts requests being served on this generation; once retired
 	// and back at zero, idle is closed and the server closes it.
@@ -73,6 +74,7 @@ type buildDeps struct {
 	cache  *cacheResources // cache: process-level stores (cache.go)
 	// policy: access, rate limits, auth (policy.go)
 	policy *policyResources
+	l4m    *metrics.L4 // l4 and mirror metrics; nil in tests
 }
 
 // newGeneration builds the handlers of cfg without starting anything.
@@ -134,6 +136,7 @@ func newGeneration(cfg *config.Config, d buildDeps) (*generation, error) {
 	if err != nil {
 		return nil, err
 	}
+	mirrors := wrapMirrors(cfg, specs, handlers, d.log, d.mirrorObs()) // mirror.go
 	// policy.go: access, rate_limit, auth in front of each route
 	if err := d.policy.wrapRoutes(cfg, specs, handlers, clientip.NewTrusted(trusted), d.metrics); err != nil {
 		return nil, err
@@ -145,6 +148,7 @@ func newGeneration(cfg *config.Config, d buildDeps) (*generation, error) {
 	g := &generation{cfg: cfg, log: d.log, pools: pools, checkers: checkers, idle: make(chan struct{})}
 	g.cache = gc // cache
 	g.l4 = ups   // l4
+	g.mirrors = mirrors
 	// policy.go: listener access, forward proxies
 	lh, err := d.policy.listeners(cfg, newListenerDeps(d, cfg, trusted), table)
 	if err != nil {
@@ -201,7 +205,8 @@ func (g *generation) Close() {
 		for _, c := range g.checkers {
 			_ = c.Close()
 		}
-		g.cache.Close() // cache
+		g.cache.Close()   // cache
+		g.mirrors.Close() // mirror.go
 		g.wg.Wait()
 	})
 }

@@ -211,6 +211,7 @@ func (s *Server) buildDeps() buildDeps {
 		cache:     s.cache, // cache
 
 		policy: s.policy, // policy.go
+		l4m:    s.l4m,    // mirror.go
 	}
 }
 
