@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/pires/go-proxyproto"
 )
 
 // Probe types (upstreams.*.health.active.type).
@@ -111,6 +113,11 @@ type ProbeSpec struct {
 	// TLS is the upstream's client TLS config for https:// targets and
 	// ProbeTLS. Nil means the system roots and the target's host as name.
 	TLS *tls.Config
+	// SendProxy is the PROXY protocol version (1 or 2) the upstream's
+	// targets expect at the start of every connection; the check sends
+	// one too, with its own addresses (HAProxy's check-send-proxy). Zero
+	// means none.
+	SendProxy int
 }
 
 // maxProbeBody bounds what a check reads of a response body.
@@ -154,6 +161,12 @@ func (p *prober) check(ctx context.Context, scheme, hostport string) error {
 	// a target that accepts but never answers fails the check.
 	if dl, ok := ctx.Deadline(); ok {
 		_ = conn.SetDeadline(dl)
+	}
+	if v := p.spec.SendProxy; v == 1 || v == 2 {
+		h := proxyproto.HeaderProxyFromAddrs(byte(v), conn.LocalAddr(), conn.RemoteAddr())
+		if _, err := h.WriteTo(conn); err != nil {
+			return fmt.Errorf("send PROXY header: %w", err)
+		}
 	}
 	useTLS := scheme == "https" || p.spec.Type == ProbeTLS
 	if useTLS {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/handoff-proxy/handoff/pkg/handofftest"
+	"github.com/pires/go-proxyproto"
 )
 
 func hostport(s string) string {
@@ -172,5 +173,31 @@ func TestParsePercent(t *testing.T) {
 		if (err != nil) != tt.err || (!tt.err && got != tt.want) {
 			t.Errorf("ParsePercent(%q) = %v, %v; want %v, error %v", tt.in, got, err, tt.want, tt.err)
 		}
+	}
+}
+
+// TestProberSendsProxyHeader: a target that requires the PROXY protocol
+// gets a header from the check too, before the HTTP request.
+func TestProberSendsProxyHeader(t *testing.T) {
+	for _, v := range []int{1, 2} {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		pln := &proxyproto.Listener{Listener: ln, Policy: func(net.Addr) (proxyproto.Policy, error) { return proxyproto.REQUIRE, nil }}
+		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if !strings.HasPrefix(r.RemoteAddr, "127.0.0.1:") {
+				w.WriteHeader(http.StatusBadRequest)
+			}
+		})}
+		go srv.Serve(pln)
+		err = newProber(ProbeSpec{SendProxy: v, Timeout: time.Second}).check(context.Background(), "http", ln.Addr().String())
+		if err != nil {
+			t.Errorf("v%d: check of a PROXY-only target failed: %v", v, err)
+		}
+		if err := newProber(ProbeSpec{Timeout: 300 * time.Millisecond}).check(context.Background(), "http", ln.Addr().String()); err == nil {
+			t.Errorf("v%d: a check without the header passed against a target that requires it", v)
+		}
+		srv.Close()
 	}
 }

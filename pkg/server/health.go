@@ -67,10 +67,15 @@ func healthOptions(name string, up config.Upstream, pool *upstream.Pool, d build
 	if err != nil {
 		return o, err
 	}
+	sendProxy := 0
+	if pp := up.ProxyProtocol; pp != nil {
+		sendProxy = map[string]int{"v1": 1, "v2": 2}[pp.Send]
+	}
 	o.Active = &health.ActiveSpec{
 		ProbeSpec: health.ProbeSpec{
 			Type: a.Type, Path: a.Path, Host: a.Host, Expect: expect,
 			BodyContains: a.BodyContains, Timeout: a.Timeout, TLS: tlsConf,
+			SendProxy: sendProxy,
 		},
 		Interval:   a.Interval,
 		Jitter:     jitter,
