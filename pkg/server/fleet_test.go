@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -124,3 +125,31 @@ type recorder struct {
 func (r *recorder) Header() http.Header         { return r.h }
 func (r *recorder) Write(p []byte) (int, error) { r.b = append(r.b, p...); return len(p), nil }
 func (r *recorder) WriteHeader(c int)           { r.code = c }
+
+// TestOverviewRateLimitedKeys: the keys a rate limit denies show in the
+// overview, a header key only as a digest.
+func TestOverviewRateLimitedKeys(t *testing.T) {
+	be := sawBackend(t)
+	cfg := baseConfig([]config.Listener{{Name: "http", Protocol: config.ProtocolHTTP}}, hostOf(be))
+	cfg.Routes = []config.Route{
+		{Name: "by-ip", Match: config.Match{PathPrefix: "/ip"}, Upstream: "web",
+			RateLimit: &config.RateLimit{Requests: 1, Per: time.Hour}},
+		{Name: "by-key", Match: config.Match{PathPrefix: "/key"}, Upstream: "web",
+			RateLimit: &config.RateLimit{Requests: 1, Per: time.Hour, Key: "header:X-Api-Key"}},
+		{Name: "default", Upstream: "web"},
+	}
+	r := serve(t, cfg, nil)
+	base := "http://" + r.addrs["http"]
+	for range 4 {
+		pget(t, base+"/ip")
+	}
+	for range 2 {
+		pget(t, base+"/key", "X-Api-Key", "secret-token")
+	}
+	got := r.srv.rateLimitInfos()
+	if len(got) != 2 || got[0].Route != "by-ip" || got[0].Key != "127.0.0.1" || got[0].Denied != 3 ||
+		got[1].Route != "by-key" || got[1].Denied != 1 || !strings.HasPrefix(got[1].Key, "X-Api-Key #") ||
+		strings.Contains(got[1].Key, "secret") {
+		t.Fatalf("rate-limited keys %+v", got)
+	}
+}
