@@ -9,12 +9,13 @@ import (
 	"github.com/handoff-proxy/handoff/pkg/activation"
 	"github.com/handoff-proxy/handoff/pkg/config"
 	"github.com/handoff-proxy/handoff/pkg/server"
+	"github.com/handoff-proxy/handoff/pkg/upgrade"
 )
 
 // envUpgrades counts the upgrades that led to a process: each upgrade
 // hands its child one more than it was given. It is only for the
 // dashboard; a bad value counts as zero.
-const envUpgrades = "HANDOFF_UPGRADES"
+const envUpgrades = upgrade.EnvCount
 
 // upgradeCount reads envUpgrades.
 func upgradeCount(getenv func(string) string) int {
