@@ -1,6 +1,8 @@
 package main
 
 import (
+	"sync/atomic"
+
 	goredis "github.com/redis/go-redis/v9"
 
 	"context"
@@ -130,6 +132,8 @@ func newServer(p serverParts) (*server.Server, error) {
 		// service's main process to us.
 		readyLines = append(readyLines, fmt.Sprintf("MAINPID=%d", os.Getpid()))
 	}
+	var stored atomic.Int64 // fds in systemd's fd store, for the dashboard
+	upgrades := upgradeCount(p.getenv)
 	return server.New(server.Options{
 		Config: p.cfg,
 		Load: func() (*config.Config, error) {
@@ -149,7 +153,7 @@ func newServer(p serverParts) (*server.Server, error) {
 			if err := upgrade.SignalReady(p.getenv); err != nil {
 				p.logger.Error("upgrade: tell the old process we are ready", "error", err)
 			}
-			storeListeners(p.set, p.notifier, p.logger)
+			stored.Store(int64(storeListeners(p.set, p.notifier, p.logger)))
 		},
 		Upgrade: func(ctx context.Context) (int, error) {
 			files, err := p.set.Files()
@@ -159,12 +163,14 @@ func newServer(p serverParts) (*server.Server, error) {
 			defer closeFiles(files)
 			return upgrade.Start(ctx, upgrade.Options{
 				Args:    append([]string{"serve"}, p.args...),
-				Environ: p.env,
+				Environ: withUpgradeCount(p.env, upgrades+1),
 				Files:   files,
 				Logger:  p.logger,
 			})
 		},
 		BinaryReplaced: func() (bool, error) { return upgrade.BinaryReplaced(0) },
+		Upgrades:       upgrades,
+		Systemd:        systemdFacts(p.cfg, p.set, p.notifier, p.getenv, &stored, p.logger),
 	})
 }
 
@@ -254,14 +260,15 @@ func handleSignals(ctx context.Context, hup, usr2 <-chan os.Signal, srv *server.
 // restart or after a crash systemd hands them back and the kernel keeps
 // queueing connections meanwhile: nothing is refused. It needs
 // FileDescriptorStoreMax= on the unit; without systemd it does nothing.
-func storeListeners(set *activation.Set, n *activation.Notifier, log *slog.Logger) {
+// It returns how many fds it stored.
+func storeListeners(set *activation.Set, n *activation.Notifier, log *slog.Logger) int {
 	if !n.Enabled() {
-		return
+		return 0
 	}
 	files, err := set.Files()
 	if err != nil {
 		log.Warn("fd store: duplicate listeners", "error", err)
-		return
+		return 0
 	}
 	defer closeFiles(files)
 	var own []activation.NamedFile
@@ -271,17 +278,18 @@ func storeListeners(set *activation.Set, n *activation.Notifier, log *slog.Logge
 		}
 	}
 	if len(own) == 0 {
-		return
+		return 0
 	}
 	if err := n.FDStoreAll(own); err != nil {
 		log.Warn("fd store: store listeners", "error", err)
-		return
+		return 0
 	}
 	names := make([]string, 0, len(own))
 	for _, f := range own {
 		names = append(names, f.Name)
 	}
 	log.Info("fd store: listeners stored with systemd", "names", names)
+	return len(own)
 }
 
 func closeFiles(files []activation.NamedFile) {

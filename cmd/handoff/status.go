@@ -17,7 +17,8 @@ const statusUsage = `Usage: handoff status [--admin ADDR] [-c PATH] [--timeout D
 
 Show what the admin dashboard shows, in the terminal: the process, every
 upstream with its targets' health (and who probes them), the cache and the
-shared state backend. Exit status: 0 when every upstream has a healthy
+shared state backend, the fleet of processes sharing it and the keys
+being rate limited. Exit status: 0 when every upstream has a healthy
 target, 1 when one has none or the admin API cannot be reached (usable
 as ExecCondition=), 2 for a bad command line.
 
@@ -70,7 +71,8 @@ func printStatus(w io.Writer, ov admin.Overview, now time.Time) bool {
 		state = "DOWN"
 	}
 	fmt.Fprintf(w, "handoff %s, pid %d, up %s, generation %d, %d open connections\n", p.Version, p.PID, up, p.Generation, p.OpenConns)
-	fmt.Fprintf(w, "state backend: %s %s\n", ov.State.Backend, state)
+	fmt.Fprintf(w, "state backend: %s %s%s\n", ov.State.Backend, state, redisDetail(ov.State))
+	fmt.Fprintf(w, "systemd: %s\n", systemdLine(p))
 	if r := p.LastReload; r != nil {
 		outcome := "ok"
 		if r.Error != "" {
@@ -110,6 +112,8 @@ func printStatus(w io.Writer, ov admin.Overview, now time.Time) bool {
 		}
 	}
 	tw.Flush()
+	printFleet(w, ov.Fleet, now)
+	printRateLimits(w, ov.RateLimits, now)
 
 	if c := ov.Cache; c != nil {
 		budget := ""

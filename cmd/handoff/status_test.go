@@ -26,6 +26,9 @@ var statusNormalisers = []struct {
 	{regexp.MustCompile(`\b\d+[smhd](\d+[smh])?\b`), "AGE"},
 	{regexp.MustCompile(`\d+ open connections`), "N open connections"},
 	{regexp.MustCompile(`handoff \S+, pid`), "handoff VERSION, pid"},
+	{regexp.MustCompile(`\S+:\d+ \(this process\)`), "HOST:PID (this process)"},
+	{regexp.MustCompile(`127\.0\.0\.1:\d+`), "ADDR"},
+	{regexp.MustCompile(`(?m)^(HOST:PID \(this process\)\s+)\S+`), "${1}VERSION"},
 	{regexp.MustCompile(` {2,}`), "  "},
 	{regexp.MustCompile(` +\n`), "\n"},
 }

@@ -113,6 +113,12 @@ func TestUpgradeUnderLoad(t *testing.T) {
 	}
 	newPID, _ := strconv.Atoi(strings.Fields(strings.SplitN(out, "new process ", 2)[1])[0])
 	defer syscall.Kill(newPID, syscall.SIGKILL)
+	// The new process knows it was started by an upgrade (the dashboard's
+	// upgrade count).
+	eventually(t, 10*time.Second, "status shows the upgrade", func() (bool, string) {
+		out, stderr, _ := runCLI(t, []string{"status", "--admin", addrs["admin"]})
+		return strings.Contains(out, "started by upgrade #1"), out + stderr
+	})
 	msg := expectNotify(t, msgs, "MAINPID=", 10*time.Second)
 	if !strings.Contains(msg, "READY=1") || !strings.Contains(msg, "MAINPID="+strconv.Itoa(newPID)) {
 		t.Errorf("new process announced %q, want READY=1 and MAINPID=%d", msg, newPID)

@@ -124,6 +124,7 @@ upstreams:
     health: {active: {type: http, path: /healthz, interval: 500ms, timeout: 200ms, healthy_threshold: 1, unhealthy_threshold: 1}}
 routes:
   - {name: beta, match: {path_prefix: /beta}, upstream: beta-pool}
+  - {name: limited, match: {path_prefix: /limited}, upstream: alpha-pool, rate_limit: {requests: 1, per: 1h}}
   - {name: static, match: {path_prefix: /static}, upstream: alpha-pool, cache: {enabled: true}}
   - {name: default, match: {}, upstream: alpha-pool}
 `, alphaAddr, betaAddr), 0o644)
@@ -152,6 +153,9 @@ routes:
 	}
 	for range 5 {
 		get("/beta/x") // 503: no healthy target once the checks failed
+	}
+	for range 4 {
+		get("/limited") // one allowed, three denied: 127.0.0.1 is limited
 	}
 	// Wait for the failing checks to mark beta unhealthy.
 	deadline := time.Now().Add(10 * time.Second)
@@ -183,6 +187,17 @@ routes:
 	}
 	if r := number(t, dom, `id="cache-ratio">([\d.]+)%<`); r < 90 {
 		t.Errorf("cache hit ratio on the page = %v%%, want at least 90%% (39 hits of 40)", r)
+	}
+	// The fleet lists this process (marked) from its heartbeat; the
+	// Process panel says how it runs; the rate limits list who is limited.
+	for _, want := range []string{`id="fleet-table"`, `class="self"`, "self-bound", "watchdog off",
+		"started fresh", `<td>limited</td><th scope="row">127.0.0.1</th><td class="num">3</td>`} {
+		if !strings.Contains(dom, want) {
+			t.Errorf("rendered page lacks %q", want)
+		}
+	}
+	if n := strings.Count(dom, "data-member="); n != 1 {
+		t.Errorf("fleet lists %d members, want 1 (this process)", n)
 	}
 	if strings.Contains(dom, "Live update failed") {
 		t.Error("the page's script failed to fetch the API")

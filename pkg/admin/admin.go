@@ -62,6 +62,11 @@ type Options struct {
 	// Stats returns the live series of the last n seconds (zero: all)
 	// for PathStats and the dashboard's sparklines. Nil means empty.
 	Stats func(n int) metrics.LiveSeries
+	// Fleet lists the processes seen through the shared state store. Nil
+	// means none.
+	Fleet func() []MemberInfo
+	// RateLimits lists the keys most denied recently. Nil means none.
+	RateLimits func() []RateLimitInfo
 	// Now is the clock for target availability. Nil means time.Now.
 	Now func() time.Time
 	// Logger receives errors while answering. Nil means they are dropped.

@@ -44,6 +44,7 @@ func newDashboardTemplate() *template.Template {
 		"pct":   func(f float64) string { return strconv.FormatFloat(100*f, 'f', 1, 64) + "%" },
 		"clock": func(t time.Time) string { return t.Format("15:04:05") },
 		"stamp": func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+		"ms":    func(f float64) string { return strconv.FormatFloat(f, 'f', 1, 64) + " ms" },
 	}).ParseFS(ui, "ui/index.html"))
 }
 

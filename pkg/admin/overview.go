@@ -30,6 +30,10 @@ type Overview struct {
 	State StateInfo `json:"state"`
 	// Traffic sums the last 15 minutes (metrics.Live).
 	Traffic TrafficInfo `json:"traffic"`
+	// Fleet lists the processes sharing the state store, by ID.
+	Fleet []MemberInfo `json:"fleet"`
+	// RateLimits lists the keys most denied recently, most first.
+	RateLimits []RateLimitInfo `json:"rate_limits"`
 }
 
 // ProcessInfo describes the running process.
@@ -46,6 +50,12 @@ type ProcessInfo struct {
 	LastReload *ReloadInfo `json:"last_reload,omitempty"`
 	// OpenConns counts client connections open on the traffic listeners.
 	OpenConns int `json:"open_conns"`
+	// Upgrades counts the upgrades that led to this process; zero means
+	// started by systemd or a person.
+	Upgrades int `json:"upgrades"`
+	// UpgradesDone counts the upgrades this process handed over to.
+	UpgradesDone uint64      `json:"upgrades_done"`
+	Systemd      SystemdInfo `json:"systemd"`
 }
 
 // ReloadInfo is the outcome of a reload.
@@ -60,6 +70,9 @@ type ListenerInfo struct {
 	Name     string `json:"name"`
 	Address  string `json:"address"`
 	Protocol string `json:"protocol"`
+	// Source is SourceSystemd (passed in by systemd, its fd store or an
+	// upgrading parent) or SourceSelf (bound by this process).
+	Source string `json:"source,omitempty"`
 }
 
 // RouteInfo is one route, in match order.
@@ -95,6 +108,12 @@ type StateInfo struct {
 	// Backend is "redis" or "memory" (this process alone).
 	Backend string `json:"backend"`
 	Up      bool   `json:"up"`
+	// LatencyMS is the round trip of the last heartbeat, in milliseconds.
+	LatencyMS float64 `json:"latency_ms"`
+	// LastBeat is when the last heartbeat was sent; zero means none yet.
+	LastBeat time.Time `json:"last_heartbeat,omitzero"`
+	// Error is why the last heartbeat failed; empty means it succeeded.
+	Error string `json:"error,omitempty"`
 }
 
 // TrafficInfo sums the live series.
@@ -107,7 +126,14 @@ type TrafficInfo struct {
 // overview gathers the picture from the injected funcs.
 func (h *handler) overview() Overview {
 	now := h.o.Now()
-	ov := Overview{Listeners: []ListenerInfo{}, Routes: []RouteInfo{}, Upstreams: h.upstreamList(now)}
+	ov := Overview{Listeners: []ListenerInfo{}, Routes: []RouteInfo{}, Upstreams: h.upstreamList(now),
+		Fleet: []MemberInfo{}, RateLimits: []RateLimitInfo{}}
+	if h.o.Fleet != nil {
+		ov.Fleet = h.o.Fleet()
+	}
+	if h.o.RateLimits != nil {
+		ov.RateLimits = h.o.RateLimits()
+	}
 	if h.o.Process != nil {
 		ov.Process = h.o.Process()
 	}

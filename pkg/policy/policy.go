@@ -11,6 +11,8 @@ package policy
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"net/http"
 	"net/netip"
 	"strconv"
@@ -70,6 +72,9 @@ type RateLimit struct {
 	Route   string
 	Trusted clientip.Trusted
 	Obs     Observer
+	// Top records the keys denied, for the dashboard. Nil means they are
+	// not recorded.
+	Top *ratelimit.Top
 }
 
 // Handler answers 429 past the limit and adds the RateLimit headers of
@@ -90,6 +95,9 @@ func (rl *RateLimit) Handler(next http.Handler) http.Handler {
 		h.Set("RateLimit", name+";r="+strconv.Itoa(res.Remaining)+";t="+strconv.Itoa(ceilSeconds(res.ResetAfter)))
 		if !res.Allowed {
 			rl.Obs.RateLimited(rl.Route)
+			if rl.Top != nil {
+				rl.Top.Record(rl.Route, rl.shownKey(r))
+			}
 			// RFC 9110 §10.2.3: Retry-After in whole seconds, at least 1.
 			h.Set("Retry-After", strconv.Itoa(max(1, ceilSeconds(res.RetryAfter))))
 			http.Error(w, "Too Many Requests", http.StatusTooManyRequests)
@@ -107,6 +115,22 @@ func (rl *RateLimit) key(r *http.Request) string {
 		return rl.Route + "|h|" + r.Header.Get(rl.Key[len("header:"):])
 	default:
 		return rl.Route + "|ip|" + ClientIP(r, rl.Trusted).String()
+	}
+}
+
+// shownKey is the key as the dashboard shows it. A header value may be a
+// credential (an API key): only a short digest of it is shown, enough to
+// tell clients apart.
+func (rl *RateLimit) shownKey(r *http.Request) string {
+	switch {
+	case rl.Key == "route":
+		return "(whole route)"
+	case strings.HasPrefix(rl.Key, "header:"):
+		name := rl.Key[len("header:"):]
+		sum := sha256.Sum256([]byte(r.Header.Get(name)))
+		return name + " #" + hex.EncodeToString(sum[:4])
+	default:
+		return ClientIP(r, rl.Trusted).String()
 	}
 }
 

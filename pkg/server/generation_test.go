@@ -103,7 +103,9 @@ func TestReloadClosesOldGenerationAfterItsRequests(t *testing.T) {
 	if err := goleak.Find(before,
 		// The current generation's and the process's shared state.
 		goleak.IgnoreAnyFunction("github.com/handoff-proxy/handoff/pkg/health.(*Checker).runPublisher"),
-		goleak.IgnoreAnyFunction("github.com/handoff-proxy/handoff/pkg/state/memory.(*Store).deliver"), goleak.IgnoreAnyFunction("net/http.(*persistConn).readLoop"),
+		goleak.IgnoreAnyFunction("github.com/handoff-proxy/handoff/pkg/state/memory.(*Store).deliver"),
+		goleak.IgnoreAnyFunction("github.com/handoff-proxy/handoff/pkg/server.(*heartbeat).Start.func1"),
+		goleak.IgnoreAnyFunction("net/http.(*persistConn).readLoop"),
 		goleak.IgnoreAnyFunction("net/http.(*persistConn).writeLoop"),
 		goleak.IgnoreAnyFunction("net/http.(*conn).serve"),
 		goleak.IgnoreAnyFunction("internal/poll.runtime_pollWait"),

@@ -34,6 +34,8 @@ type policyResources struct {
 	log                *slog.Logger
 	failOpen, failShut ratelimit.Limiter
 	lockout            auth.Lockout
+	// top is the keys the rate limits deny most, for the dashboard.
+	top *ratelimit.Top
 }
 
 // newPolicyResources shares limits through client when it is not nil;
@@ -41,7 +43,7 @@ type policyResources struct {
 func newPolicyResources(client goredis.UniversalClient, up func() bool, log *slog.Logger) *policyResources {
 	local := ratelimit.NewLocal(nil)
 	p := &policyResources{log: log, failOpen: local, failShut: local,
-		lockout: auth.NewMemoryLockout(auth.Backoff{}, nil)}
+		lockout: auth.NewMemoryLockout(auth.Backoff{}, nil), top: ratelimit.NewTop(topLimitedKeys, nil)}
 	if client != nil {
 		shared := ratelimit.NewRedis(client, "")
 		p.failOpen = &ratelimit.Fallback{Shared: shared, Local: local, Logger: log, Up: up}
@@ -93,7 +95,7 @@ func (p *policyResources) wrapRoutes(cfg *config.Config, specs []route.Spec, han
 			if rl.FailClosed {
 				lim = p.failShut
 			}
-			h = (&policy.RateLimit{Limiter: lim, Key: rl.Key, Route: name, Trusted: trusted, Obs: obs,
+			h = (&policy.RateLimit{Limiter: lim, Key: rl.Key, Route: name, Trusted: trusted, Obs: obs, Top: p.top,
 				Limit: ratelimit.Limit{Requests: rl.Requests, Per: rl.RateLimitPer(), Burst: rl.Burst}}).Handler(h)
 		}
 		if rc.Access != nil {

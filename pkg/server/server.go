@@ -76,6 +76,12 @@ type Options struct {
 	// reload helper asks, because ExecReload= may not read our
 	// /proc/PID/exe itself (see upgrade.BinaryReplaced). Nil means never.
 	BinaryReplaced func() (bool, error)
+	// Upgrades counts the upgrades that led to this process, for the
+	// dashboard. Zero means started by systemd or a person.
+	Upgrades int
+	// Systemd says how systemd runs this process, for the dashboard
+	// (dashboard.go). The zero value means not under systemd.
+	Systemd Systemd
 }
 
 // Server is a running proxy. Create with New, then Run.
@@ -94,6 +100,9 @@ type Server struct {
 	l4m      *metrics.L4     // l4: metrics of the tcp and replicate listeners (l4.go)
 	// policy: limiters and auth lockout that outlive reloads (policy.go)
 	policy *policyResources
+	// fleet: heartbeats in the shared store, for the dashboard (fleet.go)
+	fleet        *heartbeat
+	upgradesDone atomic.Uint64
 
 	// gens holds the live generation: requests count themselves on it
 	// and keep it to the end, so a reload never changes a request midway.
@@ -169,6 +178,8 @@ func New(opts Options) (*Server, error) {
 	}
 	s.shared = shared
 	s.metrics.StateBackend(shared.store.Up)
+	s.fleet = &heartbeat{store: shared.store, self: s.member, interval: heartbeatInterval, ttl: heartbeatTTL,
+		now: s.now, log: s.log} // fleet.go
 	if s.cache, err = newCacheResources(opts.Config, shared.client, opts.Logger); err != nil { // cache
 		return nil, err
 	}
@@ -271,6 +282,8 @@ func (s *Server) Run(ctx context.Context) error {
 		return fmt.Errorf("start shared state: %w", err)
 	}
 	defer s.shared.Close()
+	s.fleet.Start(baseCtx) // fleet.go
+	defer s.fleet.Close()
 	// The first generation loads the verdicts other processes reached
 	// before READY=1, so that this process never sends traffic to a
 	// target they already know is down.

@@ -40,6 +40,7 @@ func (s *Server) upgrade(ctx context.Context) (int, error) {
 		s.log.Error("upgrade failed, old process keeps serving", "error", err)
 		return 0, err
 	}
+	s.upgradesDone.Add(1)
 	select {
 	case s.handedOver <- pid:
 	default:

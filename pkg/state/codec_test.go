@@ -86,3 +86,23 @@ func FuzzDecodeVerdict(f *testing.F) {
 		}
 	})
 }
+
+func FuzzDecodeMember(f *testing.F) {
+	b, _ := state.EncodeMember(state.Member{ID: "h:1", Version: "v", Listeners: []string{"web :80"}, Generation: 3})
+	f.Add(b)
+	f.Add([]byte(`{"v":2,"id":"x"}`))
+	f.Add([]byte(`{"v":1}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := state.DecodeMember(b)
+		if err != nil {
+			return
+		}
+		again, err := state.EncodeMember(m)
+		if err != nil {
+			t.Fatalf("re-encode %+v: %v", m, err)
+		}
+		if _, err := state.DecodeMember(again); err != nil {
+			t.Fatalf("round trip of %q: %v", again, err)
+		}
+	})
+}

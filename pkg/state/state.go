@@ -1,9 +1,10 @@
 // Package state owns the runtime knowledge that handoff processes share:
 // health verdicts per upstream target, leases that elect one process for a
-// job (the active prober of an upstream), and windowed counters (rate
-// limits). It defines the value types, their versioned wire encoding and
-// the Store contract; the backends live in state/memory (one process, the
-// default) and state/redis (every process on one Redis).
+// job (the active prober of an upstream), windowed counters (rate limits)
+// and heartbeats (which processes are alive). It defines the value types,
+// their versioned wire encoding and the Store contract; the backends live
+// in state/memory (one process, the default) and state/redis (every
+// process on one Redis).
 //
 // It must not know about HTTP, config files, upstream pools or how a
 // verdict is reached: callers decide, the store only remembers and tells.
@@ -131,6 +132,7 @@ type Store interface {
 	VerdictStore
 	Leaser
 	Counter
+	Fleet
 	// Up reports whether the backend answered its last call. It never
 	// blocks; the in-process backend is always up.
 	Up() bool

@@ -33,9 +33,14 @@ import (
 // skip it (see IsInternalEnv).
 const EnvReadyFD = "HANDOFF_UPGRADE_READY_FD"
 
+// EnvCount counts the upgrades that led to a process, for the dashboard:
+// the caller of Start sets it, one more than it was given. Like
+// EnvReadyFD it is not a config key.
+const EnvCount = "HANDOFF_UPGRADE_COUNT"
+
 // IsInternalEnv reports whether key is a variable of the upgrade handshake.
 func IsInternalEnv(key string) bool {
-	return key == EnvReadyFD || activation.IsInternalEnv(key)
+	return key == EnvReadyFD || key == EnvCount || activation.IsInternalEnv(key)
 }
 
 // ErrNotReady is wrapped by Start when the child exited or timed out before

@@ -118,7 +118,13 @@
         text("cache-coalesced", c.coalesced);
       }
       var st = document.getElementById("state");
-      st.textContent = "state: " + o.state.backend + " " + (o.state.up ? "up" : "down");
+      st.textContent = "state: " + o.state.backend + " " + (o.state.up ? "up" : "down") +
+        (o.state.backend === "redis" ? " · " + o.state.latency_ms.toFixed(1) + " ms" : "");
+      text("redis-latency", o.state.latency_ms.toFixed(1) + " ms");
+      (o.fleet || []).forEach(function (m) {
+        var row = document.querySelector('tr[data-member="' + CSS.escape(m.id) + '"] [data-k="beat"]');
+        if (row && m.last_heartbeat) row.textContent = ago(m.last_heartbeat, now);
+      });
       st.className = "pill " + (o.state.up ? "ok" : "bad");
       text("open-conns", o.process.open_conns);
     });

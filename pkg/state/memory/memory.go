@@ -35,6 +35,7 @@ type Store struct {
 	verdicts map[state.VerdictKey]entry[state.Verdict]
 	leases   map[string]entry[string]
 	counters map[string]entry[int64]
+	members  map[string]entry[state.Member]
 	// sweepAt is the map size at which expired leases and counters are
 	// swept, so keys nobody asks for again do not pile up.
 	sweepAt  int
@@ -71,6 +72,7 @@ func New(o Options) *Store {
 		verdicts: map[state.VerdictKey]entry[state.Verdict]{},
 		leases:   map[string]entry[string]{},
 		counters: map[string]entry[int64]{},
+		members:  map[string]entry[state.Member]{},
 		sweepAt:  1024,
 		watchers: map[int]func(state.Verdict){},
 		pending:  map[state.VerdictKey]state.Verdict{},
@@ -178,6 +180,41 @@ func (s *Store) Incr(ctx context.Context, key string, window time.Duration) (int
 	s.counters[key] = e
 	s.sweepLocked(now)
 	return e.val, nil
+}
+
+// Heartbeat implements state.Fleet.
+func (s *Store) Heartbeat(ctx context.Context, m state.Member, ttl time.Duration) error {
+	if err := state.CheckHeartbeatArgs(m, ttl); err != nil {
+		return err
+	}
+	m.Listeners = append([]string(nil), m.Listeners...)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	s.members[m.ID] = entry[state.Member]{val: m, expires: now.Add(ttl)}
+	// Members are few (one per process): sweeping each time is cheap.
+	for k, e := range s.members {
+		if !now.Before(e.expires) {
+			delete(s.members, k)
+		}
+	}
+	return nil
+}
+
+// Members implements state.Fleet.
+func (s *Store) Members(ctx context.Context) ([]state.Member, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	out := make([]state.Member, 0, len(s.members))
+	for _, e := range s.members {
+		if now.Before(e.expires) {
+			m := e.val
+			m.Listeners = append([]string(nil), m.Listeners...)
+			out = append(out, m)
+		}
+	}
+	return out, nil
 }
 
 // sweepLocked drops expired leases and counters once the maps have grown

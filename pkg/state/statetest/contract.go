@@ -28,6 +28,7 @@ func RunStoreContract(t *testing.T, newStores NewStores) {
 	t.Run("watch", func(t *testing.T) { testWatch(t, newStores) })
 	t.Run("leases", func(t *testing.T) { testLeases(t, newStores) })
 	t.Run("counters", func(t *testing.T) { testCounters(t, newStores) })
+	t.Run("fleet", func(t *testing.T) { testFleet(t, newStores) })
 	t.Run("up", func(t *testing.T) {
 		if s := newStores(t, 1)[0]; !s.Up() {
 			t.Fatal("Up() = false on a fresh backend")
