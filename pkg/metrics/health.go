@@ -8,10 +8,9 @@ import (
 
 // healthMetrics are the active checks', ejections' and shared state's.
 type healthMetrics struct {
-	checks      *prometheus.CounterVec
-	checkTime   *prometheus.HistogramVec
-	ejections   *prometheus.CounterVec
-	stateUpFunc func() bool
+	checks    *prometheus.CounterVec
+	checkTime *prometheus.HistogramVec
+	ejections *prometheus.CounterVec
 }
 
 func newHealthMetrics(reg *prometheus.Registry) *healthMetrics {
