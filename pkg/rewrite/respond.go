@@ -87,7 +87,9 @@ func ParseStatic(status int, body string, headers map[string]string) (Static, er
 }
 
 // bodyAllowed reports whether a response with status may have content.
-func bodyAllowed(status int) bool { return status != http.StatusNoContent && status != http.StatusNotModified }
+func bodyAllowed(status int) bool {
+	return status != http.StatusNoContent && status != http.StatusNotModified
+}
 
 // Serve writes s to w; HEAD gets the header only.
 func (s Static) Serve(w http.ResponseWriter, r *http.Request) {
