@@ -1,7 +1,9 @@
 package config
 
 import (
+	"cmp"
 	"errors"
+	"time"
 
 	"github.com/handoff-proxy/handoff/pkg/rewrite"
 )
@@ -63,6 +65,19 @@ type RouteRespond struct {
 	Headers map[string]string `koanf:"headers" json:"headers,omitempty" yaml:"headers,omitempty"`
 }
 
+// RouteTimeouts override, for one route, the server's and the upstream's
+// timeouts.
+type RouteTimeouts struct {
+	// ResponseHeader bounds the wait for response headers after the
+	// request was written. It can only shorten the upstream's
+	// timeouts.response_header (the connection's own limit), so a longer
+	// value is refused. Zero means the upstream's.
+	ResponseHeader time.Duration `koanf:"response_header" json:"response_header,omitempty" yaml:"response_header,omitempty"`
+	// Request bounds the whole request, response body included, in
+	// place of timeouts.request (longer or shorter). Zero means that one.
+	Request time.Duration `koanf:"request" json:"request,omitempty" yaml:"request,omitempty"`
+}
+
 // AnswersItself reports whether the route answers without an upstream
 // (redirect or respond), so that routes[].upstream may be empty.
 func (r Route) AnswersItself() bool { return r.Redirect != nil || r.Respond != nil }
@@ -100,6 +115,7 @@ func (v *validator) l7(c *Config) {
 				v.errs.addErr(joinKey(key, "respond"), "invalid", err)
 			}
 		}
+		v.routeTimeouts(c, key, r)
 		switch {
 		case r.Redirect != nil && r.Respond != nil:
 			v.errs.add(joinKey(key, "redirect"), "a route either redirects or responds, not both")
@@ -117,5 +133,22 @@ func (v *validator) headerOps(key string, o *HeaderOps) {
 		var he *rewrite.HeaderError
 		errors.As(err, &he)
 		v.errs.addErr(joinKey(key, he.Key), "invalid", he.Err)
+	}
+}
+
+// routeTimeouts checks that a route's response_header is within its
+// upstream's, which the transport enforces on the connection anyway.
+func (v *validator) routeTimeouts(c *Config, key string, r Route) {
+	if r.Timeouts == nil || r.Timeouts.ResponseHeader <= 0 {
+		return
+	}
+	up, ok := c.Upstreams[r.Upstream]
+	if !ok {
+		return // routes() reports it
+	}
+	limit := cmp.Or(up.Timeouts.ResponseHeader, defaultResponseHeader)
+	if r.Timeouts.ResponseHeader > limit {
+		v.errs.add(joinKey(key, "timeouts.response_header"), "%s is longer than upstream %q's timeouts.response_header (%s), which bounds it: raise that one",
+			r.Timeouts.ResponseHeader, r.Upstream, limit)
 	}
 }

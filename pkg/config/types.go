@@ -158,6 +158,10 @@ type Route struct {
 	AddPrefix   string         `koanf:"add_prefix" json:"add_prefix,omitempty" yaml:"add_prefix,omitempty"`
 	Rewrite     *RouteRewrite  `koanf:"rewrite" json:"rewrite,omitempty" yaml:"rewrite,omitempty"`
 	Respond     *RouteRespond  `koanf:"respond" json:"respond,omitempty" yaml:"respond,omitempty"`
+	// Timeouts and request body limit of this route, overriding the
+	// server's and the upstream's (l7.go). Zero means theirs.
+	Timeouts       *RouteTimeouts `koanf:"timeouts" json:"timeouts,omitempty" yaml:"timeouts,omitempty"`
+	MaxRequestBody int64          `koanf:"max_request_body" json:"max_request_body,omitempty" yaml:"max_request_body,omitempty"`
 }
 
 // Match holds the conditions of a route.

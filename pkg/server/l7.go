@@ -1,8 +1,8 @@
 package server
 
-// Header edits, path rewrites, redirects and static responses
+// Header edits, path rewrites, redirects, static responses and limits
 // (routes[].headers, strip_prefix, add_prefix, rewrite, redirect,
-// respond) as the server wires them: per route, between the policies and
+// respond, timeouts, max_request_body) as the server wires them: per route, between the policies and
 // the mirror (route table → access → rate_limit → auth → l7 → mirror →
 // cache → proxy), so that a redirect or static answer is only given to
 // requests the policies let through, and the mirror, the cache and the
@@ -28,6 +28,7 @@ type routeL7 struct {
 	path          rewrite.Path
 	redirect      *rewrite.Redirect
 	static        *rewrite.Static
+	limits        proxy.Limits // zero when the route overrides none
 	needRequestID bool
 }
 
@@ -35,7 +36,8 @@ type routeL7 struct {
 // (specs[i].Handler when the cache or mirror set it, else the upstream's).
 func wrapL7(cfg *config.Config, specs []route.Spec, handlers map[string]http.Handler, trusted clientip.Trusted) error {
 	for i, rc := range cfg.Routes {
-		if rc.Headers == nil && !rc.AnswersItself() && rc.PathSpec() == (rewrite.PathSpec{}) {
+		if rc.Headers == nil && !rc.AnswersItself() && rc.PathSpec() == (rewrite.PathSpec{}) &&
+			rc.Timeouts == nil && rc.MaxRequestBody == 0 {
 			continue
 		}
 		l, err := parseL7(rc)
@@ -90,6 +92,10 @@ func parseL7(rc config.Route) (*routeL7, error) {
 		}
 		l.static = &s
 	}
+	l.limits.MaxRequestBody = rc.MaxRequestBody
+	if t := rc.Timeouts; t != nil {
+		l.limits.RequestTimeout, l.limits.ResponseHeader = t.Request, t.ResponseHeader
+	}
 	l.needRequestID = l.reqH.Uses(rewrite.VarRequestID) || l.respH.Uses(rewrite.VarRequestID) ||
 		l.redirect != nil && l.redirect.Uses(rewrite.VarRequestID)
 	return l, nil
@@ -119,6 +125,9 @@ func (l *routeL7) handler(next http.Handler) http.Handler {
 			}
 		}
 		l.reqH.Apply(r.Header, vars)
+		if l.limits != (proxy.Limits{}) {
+			r = r.WithContext(proxy.WithLimits(r.Context(), l.limits))
+		}
 		next.ServeHTTP(w, r)
 	})
 }

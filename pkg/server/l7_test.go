@@ -1,11 +1,14 @@
 package server
 
 import (
+	"cmp"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/handoff-proxy/handoff/pkg/config"
 )
@@ -142,5 +145,105 @@ func TestL7ConfigErrors(t *testing.T) {
 				t.Fatalf("err = %v, want one naming %s", err, tt.key)
 			}
 		})
+	}
+}
+
+// timingBackend answers /hang never (until the request ends), /late after
+// 300ms, /trickle with headers at once and the body 300ms later, and
+// anything else at once with the size of the body it read.
+func timingBackend(t *testing.T) *httptest.Server {
+	t.Helper()
+	b := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, _ := io.Copy(io.Discard, r.Body)
+		wait := func() {
+			select {
+			case <-time.After(300 * time.Millisecond):
+			case <-r.Context().Done():
+			}
+		}
+		switch r.URL.Path {
+		case "/hang":
+			<-r.Context().Done()
+			return
+		case "/late":
+			wait()
+		case "/trickle":
+			w.WriteHeader(http.StatusOK)
+			http.NewResponseController(w).Flush()
+			wait()
+		}
+		fmt.Fprintf(w, "read %d", n)
+	}))
+	t.Cleanup(b.Close)
+	return b
+}
+
+func TestL7Limits(t *testing.T) {
+	tests := []struct {
+		name   string
+		global func(*config.Config)
+		route  func(*config.Route)
+		method string
+		path   string
+		body   int
+		status int
+	}{
+		{name: "route request timeout", path: "/hang", status: 504,
+			route: func(r *config.Route) { r.Timeouts = &config.RouteTimeouts{Request: 100 * time.Millisecond} }},
+		{name: "route request timeout longer than the server's", path: "/late", status: 200,
+			global: func(c *config.Config) { c.Timeouts.Request = 50 * time.Millisecond },
+			route:  func(r *config.Route) { r.Timeouts = &config.RouteTimeouts{Request: 10 * time.Second} }},
+		{name: "server request timeout without override", path: "/late", status: 504,
+			global: func(c *config.Config) { c.Timeouts.Request = 50 * time.Millisecond },
+			route:  func(r *config.Route) {}},
+		{name: "route response_header", path: "/hang", status: 504,
+			route: func(r *config.Route) { r.Timeouts = &config.RouteTimeouts{ResponseHeader: 100 * time.Millisecond} }},
+		{name: "response_header stops at headers", path: "/trickle", status: 200,
+			route: func(r *config.Route) { r.Timeouts = &config.RouteTimeouts{ResponseHeader: 100 * time.Millisecond} }},
+		{name: "route body limit", method: "POST", path: "/", body: 20, status: 413,
+			route: func(r *config.Route) { r.MaxRequestBody = 10 }},
+		{name: "route body limit above the server's", method: "POST", path: "/", body: 50, status: 200,
+			global: func(c *config.Config) { c.Limits.MaxRequestBody = 10 },
+			route:  func(r *config.Route) { r.MaxRequestBody = 100 }},
+		{name: "server body limit without override", method: "POST", path: "/", body: 50, status: 413,
+			global: func(c *config.Config) { c.Limits.MaxRequestBody = 10 },
+			route:  func(r *config.Route) { r.Headers = &config.RouteHeaders{} }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := timingBackend(t)
+			cfg := baseConfig([]config.Listener{{Name: "http", Protocol: config.ProtocolHTTP}}, hostOf(b))
+			if tt.global != nil {
+				tt.global(cfg)
+			}
+			tt.route(&cfg.Routes[0])
+			if err := cfg.Validate([]string{"http"}); err != nil {
+				t.Fatal(err)
+			}
+			r := serve(t, cfg, nil)
+			req, _ := http.NewRequest(cmp.Or(tt.method, "GET"), "http://"+r.addrs["http"]+tt.path,
+				strings.NewReader(strings.Repeat("x", tt.body)))
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tt.status {
+				t.Fatalf("status %d, want %d (%s)", resp.StatusCode, tt.status, body)
+			}
+			if tt.status == 200 && (err != nil || string(body) != fmt.Sprintf("read %d", tt.body)) {
+				t.Fatalf("body %q, %v", body, err)
+			}
+		})
+	}
+}
+
+func TestL7ResponseHeaderBoundedByUpstream(t *testing.T) {
+	cfg := baseConfig([]config.Listener{{Name: "http", Protocol: config.ProtocolHTTP}}, "127.0.0.1:1")
+	cfg.Routes[0].Timeouts = &config.RouteTimeouts{ResponseHeader: 2 * time.Minute}
+	err := cfg.Validate([]string{"http"})
+	if err == nil || !strings.Contains(err.Error(), "routes[0].timeouts.response_header:") {
+		t.Fatalf("err = %v, want one naming routes[0].timeouts.response_header", err)
 	}
 }
