@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/handoff-proxy/handoff/pkg/compression"
 	"github.com/handoff-proxy/handoff/pkg/rewrite"
 )
 
@@ -78,6 +79,16 @@ type RouteTimeouts struct {
 	Request time.Duration `koanf:"request" json:"request,omitempty" yaml:"request,omitempty"`
 }
 
+// RouteCompress compresses a route's responses for clients that accept
+// it: compressible types only, never twice, never ranges or no-transform.
+type RouteCompress struct {
+	// Codings offered, in order of preference: zstd, gzip. Empty means
+	// both, zstd first.
+	Codings []string `koanf:"codings" json:"codings,omitempty" yaml:"codings,omitempty"`
+	// MinSize is the smallest body compressed, in bytes. Zero means 1024.
+	MinSize int `koanf:"min_size" json:"min_size,omitempty" yaml:"min_size,omitempty"`
+}
+
 // AnswersItself reports whether the route answers without an upstream
 // (redirect or respond), so that routes[].upstream may be empty.
 func (r Route) AnswersItself() bool { return r.Redirect != nil || r.Respond != nil }
@@ -116,6 +127,11 @@ func (v *validator) l7(c *Config) {
 			}
 		}
 		v.routeTimeouts(c, key, r)
+		if rc := r.Compress; rc != nil {
+			if _, err := compression.New(compression.Options{Codings: rc.Codings, MinSize: rc.MinSize}); err != nil {
+				v.errs.addErr(joinKey(key, "compress.codings"), "invalid", err)
+			}
+		}
 		switch {
 		case r.Redirect != nil && r.Respond != nil:
 			v.errs.add(joinKey(key, "redirect"), "a route either redirects or responds, not both")

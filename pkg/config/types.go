@@ -162,6 +162,8 @@ type Route struct {
 	// server's and the upstream's (l7.go). Zero means theirs.
 	Timeouts       *RouteTimeouts `koanf:"timeouts" json:"timeouts,omitempty" yaml:"timeouts,omitempty"`
 	MaxRequestBody int64          `koanf:"max_request_body" json:"max_request_body,omitempty" yaml:"max_request_body,omitempty"`
+	// Compress compresses the route's responses (l7.go). Nil means never.
+	Compress *RouteCompress `koanf:"compress" json:"compress,omitempty" yaml:"compress,omitempty"`
 }
 
 // Match holds the conditions of a route.

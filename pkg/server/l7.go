@@ -2,7 +2,7 @@ package server
 
 // Header edits, path rewrites, redirects, static responses and limits
 // (routes[].headers, strip_prefix, add_prefix, rewrite, redirect,
-// respond, timeouts, max_request_body) as the server wires them: per route, between the policies and
+// respond, timeouts, max_request_body, compress) as the server wires them: per route, between the policies and
 // the mirror (route table → access → rate_limit → auth → l7 → mirror →
 // cache → proxy), so that a redirect or static answer is only given to
 // requests the policies let through, and the mirror, the cache and the
@@ -14,6 +14,7 @@ import (
 	"net/http"
 
 	"github.com/handoff-proxy/handoff/pkg/clientip"
+	"github.com/handoff-proxy/handoff/pkg/compression"
 	"github.com/handoff-proxy/handoff/pkg/config"
 	"github.com/handoff-proxy/handoff/pkg/proxy"
 	"github.com/handoff-proxy/handoff/pkg/reqinfo"
@@ -29,6 +30,7 @@ type routeL7 struct {
 	redirect      *rewrite.Redirect
 	static        *rewrite.Static
 	limits        proxy.Limits // zero when the route overrides none
+	compress      *compression.Compressor
 	needRequestID bool
 }
 
@@ -37,7 +39,7 @@ type routeL7 struct {
 func wrapL7(cfg *config.Config, specs []route.Spec, handlers map[string]http.Handler, trusted clientip.Trusted) error {
 	for i, rc := range cfg.Routes {
 		if rc.Headers == nil && !rc.AnswersItself() && rc.PathSpec() == (rewrite.PathSpec{}) &&
-			rc.Timeouts == nil && rc.MaxRequestBody == 0 {
+			rc.Timeouts == nil && rc.MaxRequestBody == 0 && rc.Compress == nil {
 			continue
 		}
 		l, err := parseL7(rc)
@@ -92,6 +94,11 @@ func parseL7(rc config.Route) (*routeL7, error) {
 		}
 		l.static = &s
 	}
+	if cc := rc.Compress; cc != nil {
+		if l.compress, err = compression.New(compression.Options{Codings: cc.Codings, MinSize: cc.MinSize}); err != nil {
+			return nil, fmt.Errorf("compress: %w", err)
+		}
+	}
 	l.limits.MaxRequestBody = rc.MaxRequestBody
 	if t := rc.Timeouts; t != nil {
 		l.limits.RequestTimeout, l.limits.ResponseHeader = t.Request, t.ResponseHeader
@@ -102,6 +109,9 @@ func parseL7(rc config.Route) (*routeL7, error) {
 }
 
 func (l *routeL7) handler(next http.Handler) http.Handler {
+	if l.compress != nil {
+		next = l.compress.Handler(next) // inside the response header edits, which see its Vary
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		vars := l.vars(r)
 		if !l.respH.Empty() {
