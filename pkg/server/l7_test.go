@@ -135,6 +135,10 @@ func TestL7ConfigErrors(t *testing.T) {
 		{name: "respond crlf header", key: "routes[0].respond",
 			route: func(r *config.Route) { r.Respond = &config.RouteRespond{Headers: map[string]string{"X": "\n"}} }},
 		{name: "no upstream without redirect", key: "routes[0].upstream", route: func(r *config.Route) { r.Upstream = "" }},
+		{name: "unknown coding", key: "routes[0].compress.codings",
+			route: func(r *config.Route) { r.Compress = &config.RouteCompress{Codings: []string{"br"}} }},
+		{name: "respond and cache", key: "routes[0]",
+			route: func(r *config.Route) { r.Respond = &config.RouteRespond{}; r.Cache = &config.RouteCache{} }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
