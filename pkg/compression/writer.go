@@ -228,11 +228,11 @@ func (w *writer) Write(p []byte) (int, error) {
 			w.WriteHeader(http.StatusOK)
 		}
 		if w.state == undecided {
-			w.buf.Write(p)
-			if w.buf.Len() >= w.c.minSize {
-				w.decide(w.coding != "")
+			if w.buf.Len()+len(p) < w.c.minSize {
+				w.buf.Write(p) // not yet enough to be worth compressing
+				return len(p), nil
 			}
-			return len(p), nil
+			w.decide(w.coding != "") // sends what was held; p follows without a copy
 		}
 	}
 	return w.write(p)
