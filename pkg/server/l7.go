@@ -128,10 +128,13 @@ func (l *routeL7) handler(next http.Handler) http.Handler {
 			return
 		}
 		if !l.path.Empty() {
-			// The request is ours (the router hands each its own); the
-			// forwarder builds the outgoing URL from r.URL.
-			if l.path.RewriteURL(r.URL) {
-				r.RequestURI = r.URL.RequestURI()
+			// A copy: the outer layers (access log, metrics) share r.URL
+			// and keep reporting what the client asked for; the
+			// forwarder builds the outgoing URL from the copy.
+			u := *r.URL
+			if l.path.RewriteURL(&u) {
+				r = r.WithContext(r.Context())
+				r.URL, r.RequestURI = &u, u.RequestURI()
 			}
 		}
 		l.reqH.Apply(r.Header, vars)
