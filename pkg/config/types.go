@@ -151,6 +151,19 @@ type Route struct {
 	// Mirror copies a share of the route's requests to a shadow
 	// upstream (mirror.go). Nil means none.
 	Mirror *RouteMirror `koanf:"mirror" json:"mirror,omitempty" yaml:"mirror,omitempty"`
+	// Header edits, redirect, path rewrites and static response (l7.go).
+	Headers     *RouteHeaders  `koanf:"headers" json:"headers,omitempty" yaml:"headers,omitempty"`
+	Redirect    *RouteRedirect `koanf:"redirect" json:"redirect,omitempty" yaml:"redirect,omitempty"`
+	StripPrefix string         `koanf:"strip_prefix" json:"strip_prefix,omitempty" yaml:"strip_prefix,omitempty"`
+	AddPrefix   string         `koanf:"add_prefix" json:"add_prefix,omitempty" yaml:"add_prefix,omitempty"`
+	Rewrite     *RouteRewrite  `koanf:"rewrite" json:"rewrite,omitempty" yaml:"rewrite,omitempty"`
+	Respond     *RouteRespond  `koanf:"respond" json:"respond,omitempty" yaml:"respond,omitempty"`
+	// Timeouts and request body limit of this route, overriding the
+	// server's and the upstream's (l7.go). Zero means theirs.
+	Timeouts       *RouteTimeouts `koanf:"timeouts" json:"timeouts,omitempty" yaml:"timeouts,omitempty"`
+	MaxRequestBody int64          `koanf:"max_request_body" json:"max_request_body,omitempty" yaml:"max_request_body,omitempty"`
+	// Compress compresses the route's responses (l7.go). Nil means never.
+	Compress *RouteCompress `koanf:"compress" json:"compress,omitempty" yaml:"compress,omitempty"`
 }
 
 // Match holds the conditions of a route.

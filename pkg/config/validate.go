@@ -76,6 +76,7 @@ func (v *validator) config(c *Config) {
 	v.cache(c)
 	v.l4(c)     // l4.go
 	v.access(c) // access.go
+	v.l7(c)     // l7.go
 	v.negatives("", reflect.ValueOf(c).Elem())
 }
 
@@ -382,6 +383,7 @@ func (v *validator) routes(c *Config) {
 			names[name] = i
 		}
 		switch _, ok := c.Upstreams[r.Upstream]; {
+		case r.Upstream == "" && r.AnswersItself(): // l7.go: redirect and respond need no upstream
 		case r.Upstream == "":
 			v.errs.add(joinKey(key, "upstream"), "required")
 		case !ok && len(have) == 0:

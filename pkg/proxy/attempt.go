@@ -48,7 +48,15 @@ func (h *Handler) send(out *http.Request, t *upstream.Target, body *bodyGuard) a
 	if body != nil {
 		req.Body = body
 	}
-	res, err := tr.RoundTrip(req)
+	var (
+		res *http.Response
+		err error
+	)
+	if d := limitsFrom(out.Context()).ResponseHeader; d > 0 { // limits.go: per route
+		res, err = roundTripWithin(tr, req, d)
+	} else {
+		res, err = tr.RoundTrip(req)
+	}
 	a := attempt{res: res, err: err, wroteAll: st.wrote.Load()}
 	if err != nil {
 		// A dial error can only come from a new connection, so it is

@@ -301,19 +301,23 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	body := r.Body
-	if h.maxBody > 0 {
-		if r.ContentLength > h.maxBody {
-			h.writeError(w, ex, &http.MaxBytesError{Limit: h.maxBody})
+	maxBody, timeout := h.maxBody, h.timeout
+	if l := limitsFrom(r.Context()); l != (Limits{}) { // limits.go: per route
+		maxBody, timeout = cmp.Or(l.MaxRequestBody, maxBody), cmp.Or(l.RequestTimeout, timeout)
+	}
+	if maxBody > 0 {
+		if r.ContentLength > maxBody {
+			h.writeError(w, ex, &http.MaxBytesError{Limit: maxBody})
 			return
 		}
 		if body != nil && body != http.NoBody {
-			body = http.MaxBytesReader(w, body, h.maxBody)
+			body = http.MaxBytesReader(w, body, maxBody)
 		}
 	}
 	ctx := context.WithValue(r.Context(), exchangeKey{}, ex)
-	if h.timeout > 0 {
+	if timeout > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, h.timeout)
+		ctx, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
 	}
 	out := r.WithContext(ctx)

@@ -36,7 +36,8 @@ type Spec struct {
 	// Handler, when not nil, serves this route instead of the upstream's
 	// handler (for example that handler wrapped in the route's cache,
 	// when two routes to one upstream differ in cache settings). The
-	// upstream must still have a handler.
+	// upstream must still have a handler, unless Upstream is empty (a
+	// redirect or respond route).
 	Handler http.Handler
 }
 
@@ -163,6 +164,9 @@ func New(routes []Spec, handlers map[string]http.Handler) (*Table, error) {
 // build validates and normalizes one config route.
 func build(i int, cr Spec, handlers map[string]http.Handler) (*Route, error) {
 	h, ok := handlers[cr.Upstream]
+	if cr.Handler != nil && cr.Upstream == "" {
+		h, ok = cr.Handler, true // a route that answers itself names no upstream
+	}
 	if !ok || h == nil {
 		return nil, fmt.Errorf("%w: no upstream %q", ErrInvalidRoute, cr.Upstream)
 	}

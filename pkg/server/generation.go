@@ -136,7 +136,10 @@ func newGeneration(cfg *config.Config, d buildDeps) (*generation, error) {
 	if err != nil {
 		return nil, err
 	}
-	mirrors := wrapMirrors(cfg, specs, handlers, d.log, d.mirrorObs()) // mirror.go
+	mirrors := wrapMirrors(cfg, specs, handlers, d.log, d.mirrorObs())                 // mirror.go
+	if err := wrapL7(cfg, specs, handlers, clientip.NewTrusted(trusted)); err != nil { // l7.go
+		return nil, err
+	}
 	// policy.go: access, rate_limit, auth in front of each route
 	if err := d.policy.wrapRoutes(cfg, specs, handlers, clientip.NewTrusted(trusted), d.metrics); err != nil {
 		return nil, err
