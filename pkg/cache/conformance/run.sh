@@ -44,7 +44,9 @@ routes: [{match: {}, upstream: origin, cache: {enabled: true}}]
 CFG
 sed -i "s|\${PORT}|$P|" "$T/handoff.yaml"
 CMD=${HANDOFF_PROXY_CMD:-"$T/handoff -c $T/handoff.yaml"}
-PORT=$P eval "$CMD" >"$T/handoff.log" 2>&1 & PIDS+=($!)
+# exec: the recorded pid is handoff itself, so cleanup stops it (a
+# subshell's pid would leave handoff running after the script).
+(export PORT=$P; eval "exec $CMD") >"$T/handoff.log" 2>&1 & PIDS+=($!)
 wait_port "$P" && score handoff "$P"
 NAMES=(handoff)
 
