@@ -39,8 +39,7 @@ type Store struct {
 	// sweepAt is the map size at which expired leases and counters are
 	// swept, so keys nobody asks for again do not pile up.
 	sweepAt  int
-	watchers map[int]func(state.Verdict)
-	nextID   int
+	watchers state.Watchers
 	// pending holds the verdicts not yet delivered to watchers, latest per
 	// key, so a slow watcher delays deliveries but never grows memory.
 	pending map[state.VerdictKey]state.Verdict
@@ -74,7 +73,6 @@ func New(o Options) *Store {
 		counters: map[string]entry[int64]{},
 		members:  map[string]entry[state.Member]{},
 		sweepAt:  1024,
-		watchers: map[int]func(state.Verdict){},
 		pending:  map[state.VerdictKey]state.Verdict{},
 		wake:     make(chan struct{}, 1),
 	}
@@ -99,7 +97,7 @@ func (s *Store) PutVerdict(ctx context.Context, v state.Verdict, ttl time.Durati
 			delete(s.verdicts, k)
 		}
 	}
-	if len(s.watchers) > 0 {
+	if s.watchers.Len() > 0 {
 		s.pending[v.Key()] = v
 	}
 	s.mu.Unlock()
@@ -125,18 +123,7 @@ func (s *Store) Verdicts(ctx context.Context) ([]state.Verdict, error) {
 }
 
 // Watch implements state.VerdictStore.
-func (s *Store) Watch(fn func(state.Verdict)) (stop func()) {
-	s.mu.Lock()
-	id := s.nextID
-	s.nextID++
-	s.watchers[id] = fn
-	s.mu.Unlock()
-	return func() {
-		s.mu.Lock()
-		delete(s.watchers, id)
-		s.mu.Unlock()
-	}
-}
+func (s *Store) Watch(fn func(state.Verdict)) (stop func()) { return s.watchers.Add(fn) }
 
 // TryLease implements state.Leaser.
 func (s *Store) TryLease(ctx context.Context, name, holder string, ttl time.Duration) (bool, error) {
@@ -278,11 +265,8 @@ func (s *Store) deliver(ctx context.Context) {
 		s.mu.Lock()
 		batch := s.pending
 		s.pending = map[state.VerdictKey]state.Verdict{}
-		fns := make([]func(state.Verdict), 0, len(s.watchers))
-		for _, fn := range s.watchers {
-			fns = append(fns, fn)
-		}
 		s.mu.Unlock()
+		fns := s.watchers.Snapshot()
 		for _, v := range batch {
 			for _, fn := range fns {
 				if ctx.Err() != nil {

@@ -96,8 +96,7 @@ type Store struct {
 	up atomic.Bool
 
 	mu       sync.Mutex
-	watchers map[int]func(state.Verdict)
-	nextID   int
+	watchers state.Watchers
 	started  bool
 	closed   bool
 	cancel   context.CancelFunc
@@ -125,7 +124,6 @@ func NewStore(client goredis.UniversalClient, o Options) *Store {
 		channel:       p + ":verdicts",
 		leasePrefix:   p + ":lease:",
 		countPrefix:   p + ":count:",
-		watchers:      map[int]func(state.Verdict){},
 		badValues:     map[string]string{},
 	}
 	// Until a call says otherwise, assume Redis is there: a process that
@@ -283,18 +281,7 @@ func (s *Store) logBadValue(key, val string, err error) {
 }
 
 // Watch implements state.VerdictStore.
-func (s *Store) Watch(fn func(state.Verdict)) (stop func()) {
-	s.mu.Lock()
-	id := s.nextID
-	s.nextID++
-	s.watchers[id] = fn
-	s.mu.Unlock()
-	return func() {
-		s.mu.Lock()
-		delete(s.watchers, id)
-		s.mu.Unlock()
-	}
-}
+func (s *Store) Watch(fn func(state.Verdict)) (stop func()) { return s.watchers.Add(fn) }
 
 // TryLease implements state.Leaser.
 func (s *Store) TryLease(ctx context.Context, name, holder string, ttl time.Duration) (bool, error) {

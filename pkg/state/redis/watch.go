@@ -198,13 +198,7 @@ func (s *Store) deliver(v state.Verdict, seen map[state.VerdictKey]state.Verdict
 		return
 	}
 	seen[v.Key()] = v
-	s.mu.Lock()
-	fns := make([]func(state.Verdict), 0, len(s.watchers))
-	for _, fn := range s.watchers {
-		fns = append(fns, fn)
-	}
-	s.mu.Unlock()
-	for _, fn := range fns {
+	for _, fn := range s.watchers.Snapshot() {
 		state.CallWatcher(s.log, fn, v)
 	}
 }
