@@ -109,32 +109,56 @@ func New(o Options, next http.Handler) http.Handler {
 			// Log panicking requests too: net/http recovers the panic
 			// (http.ErrAbortHandler included) and drops the connection.
 			status := rec.FinalStatus(r, in, !returned)
-			end := now()
-			record := slog.NewRecord(start, o.Level, Message, 0)
-			record.AddAttrs(
-				slog.String(KeyClient, client),
-				slog.String(KeyMethod, method),
-				slog.String(KeyHost, host),
-				slog.String(KeyURI, uri),
-				slog.String(KeyProto, proto),
-				slog.Int(KeyStatus, status),
-				slog.Int64(KeyBytes, rec.Bytes()),
-				slog.Float64(KeyDuration, end.Sub(start).Seconds()),
-				slog.String(KeyRoute, in.Route),
-				slog.String(KeyUpstream, in.Upstream),
-				slog.String(KeyTarget, in.Target),
-				slog.Int(KeyRetries, in.Retries),
-				slog.String(KeyRequestID, in.RequestID),
-				slog.String(KeyUserAgent, ua),
-				slog.String(KeyReferer, referer),
-			)
-			// The request's context may be canceled by now (client gone);
-			// the record must be written anyway.
-			_ = h.Handle(context.WithoutCancel(r.Context()), record)
+			Write(h, o.Level, Entry{
+				Start: start, End: now(), Client: client, Method: method, Host: host, URI: uri, Proto: proto,
+				Status: status, Bytes: rec.Bytes(), Info: in, UserAgent: ua, Referer: referer,
+			})
 		}()
 		next.ServeHTTP(rec, r)
 		returned = true
 	})
+}
+
+// Entry is one access log record's content, for servers that serve
+// requests without net/http (the HTTP/1.1 fast path).
+type Entry struct {
+	Start, End               time.Time
+	Client                   string // IP without port
+	Method, Host, URI, Proto string
+	Status                   int
+	Bytes                    int64
+	Info                     *reqinfo.Info
+	UserAgent, Referer       string
+}
+
+// Enabled reports whether h logs records at level (it may change at run
+// time: ask per request).
+func Enabled(h slog.Handler, level slog.Level) bool {
+	return h.Enabled(context.Background(), level)
+}
+
+// Write logs e through h at level, with the attributes of New's records.
+func Write(h slog.Handler, level slog.Level, e Entry) {
+	record := slog.NewRecord(e.Start, level, Message, 0)
+	record.AddAttrs(
+		slog.String(KeyClient, e.Client),
+		slog.String(KeyMethod, e.Method),
+		slog.String(KeyHost, e.Host),
+		slog.String(KeyURI, e.URI),
+		slog.String(KeyProto, e.Proto),
+		slog.Int(KeyStatus, e.Status),
+		slog.Int64(KeyBytes, e.Bytes),
+		slog.Float64(KeyDuration, e.End.Sub(e.Start).Seconds()),
+		slog.String(KeyRoute, e.Info.Route),
+		slog.String(KeyUpstream, e.Info.Upstream),
+		slog.String(KeyTarget, e.Info.Target),
+		slog.Int(KeyRetries, e.Info.Retries),
+		slog.String(KeyRequestID, e.Info.RequestID),
+		slog.String(KeyUserAgent, e.UserAgent),
+		slog.String(KeyReferer, e.Referer),
+	)
+	// The request may be over (client gone): the record is written anyway.
+	_ = h.Handle(context.Background(), record)
 }
 
 // clientIP is the host part of a RemoteAddr ("192.0.2.1:1234",

@@ -326,6 +326,10 @@ type ServerTimeouts struct {
 	// Idle is how long a keep-alive client connection may sit idle. Zero
 	// means 120s.
 	Idle time.Duration `koanf:"idle" json:"idle" yaml:"idle"`
+	// BodyRead bounds the pause between two reads of a request body on
+	// the HTTP/1.1 fast path; a client that stops sending is answered
+	// 408 or cut off. Zero means 60s (nginx client_body_timeout).
+	BodyRead time.Duration `koanf:"body_read" json:"body_read" yaml:"body_read"`
 	// Request bounds a whole proxied request, upstream response included.
 	// Zero means no limit, so that streams (SSE, WebSocket, long
 	// downloads) are not cut; set it when you want a hard ceiling.
@@ -337,6 +341,9 @@ type Limits struct {
 	// MaxHeaderBytes bounds the request line plus headers. Zero means
 	// 64 KiB; larger requests get 431 (RFC 6585 §5).
 	MaxHeaderBytes int `koanf:"max_header_bytes" json:"max_header_bytes" yaml:"max_header_bytes"`
+	// MaxHeaderFields bounds the number of request header fields; more
+	// get 431. Zero means 100 (nginx and HAProxy allow about as many).
+	MaxHeaderFields int `koanf:"max_header_fields" json:"max_header_fields" yaml:"max_header_fields"`
 	// MaxRequestBody bounds a request body in bytes; larger bodies get
 	// 413. Zero means unlimited (streamed, never buffered).
 	MaxRequestBody int64 `koanf:"max_request_body" json:"max_request_body" yaml:"max_request_body"`

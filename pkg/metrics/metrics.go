@@ -308,6 +308,45 @@ func (m *Metrics) UpstreamError(upstreamName, target, kind string) {
 // When the request carries no Info yet, Middleware creates one with
 // reqinfo.With, so it may sit inside or outside the access log; inner
 // layers must fill the Info they find rather than create another.
+// Request counts one request served without the Middleware (the HTTP/1.1
+// fast path): the same series, by route, upstream and final status.
+// Callers bracket it with RequestStarted and RequestDone.
+func (m *Metrics) Request(route, upstream string, code int, start time.Time, bytes int64) {
+	m.observe(route, upstream, code, start, m.now(), bytes)
+}
+
+// RequestStarted and RequestDone count a request in flight.
+func (m *Metrics) RequestStarted() { m.inFlight.Inc() }
+
+// RequestDone ends a request counted by RequestStarted.
+func (m *Metrics) RequestDone() { m.inFlight.Dec() }
+
+func (m *Metrics) observe(route, upstream string, code int, start, end time.Time, bytes int64) {
+	route, up := label(route), label(upstream)
+	m.requests.WithLabelValues(route, up, statusLabel(code)).Inc()
+	m.duration.WithLabelValues(route, up).Observe(end.Sub(start).Seconds())
+	m.live.Observe(end, end.Sub(start), code >= 500)
+	if m.responseSize != nil {
+		m.responseSize.WithLabelValues(route, up).Observe(float64(bytes))
+	}
+}
+
+// statusLabels holds the label of each status code, so that counting a
+// request does not format one.
+var statusLabels = func() (t [600]string) {
+	for i := range t {
+		t[i] = strconv.Itoa(i)
+	}
+	return t
+}()
+
+func statusLabel(code int) string {
+	if code >= 0 && code < len(statusLabels) {
+		return statusLabels[code]
+	}
+	return strconv.Itoa(code)
+}
+
 func (m *Metrics) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := m.now()
@@ -326,14 +365,7 @@ func (m *Metrics) Middleware(next http.Handler) http.Handler {
 			// Count panicking requests too: net/http recovers the panic
 			// (http.ErrAbortHandler included) and drops the connection.
 			code := rec.FinalStatus(r, in, !returned)
-			route, up := label(in.Route), label(in.Upstream)
-			m.requests.WithLabelValues(route, up, strconv.Itoa(code)).Inc()
-			end := m.now()
-			m.duration.WithLabelValues(route, up).Observe(end.Sub(start).Seconds())
-			m.live.Observe(end, end.Sub(start), code >= 500)
-			if m.responseSize != nil {
-				m.responseSize.WithLabelValues(route, up).Observe(float64(rec.Bytes()))
-			}
+			m.observe(in.Route, in.Upstream, code, start, m.now(), rec.Bytes())
 		}()
 		next.ServeHTTP(rec, r)
 		returned = true

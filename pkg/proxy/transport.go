@@ -183,6 +183,10 @@ type upstreamTransport struct {
 	// h2c serves h2c:// targets: HTTP/2 with prior knowledge (RFC 9113
 	// §3.3), addressed as http:// URLs.
 	h2c *http.Transport
+	// h1 holds the fast path's idle connections (fast.go); respTimeout
+	// is its response header timeout.
+	h1          *h1Conns
+	respTimeout time.Duration
 }
 
 // forScheme returns the transport for a target scheme and the URL scheme
@@ -201,6 +205,7 @@ func (u *upstreamTransport) forScheme(scheme string) (*http.Transport, string) {
 func (u *upstreamTransport) closeIdle() {
 	u.std.CloseIdleConnections()
 	u.h2c.CloseIdleConnections()
+	u.h1.close()
 }
 
 func newUpstreamTransport(cfg config.Upstream, f tlsFiles) (*upstreamTransport, error) {
@@ -213,8 +218,10 @@ func newUpstreamTransport(cfg config.Upstream, f tlsFiles) (*upstreamTransport, 
 	std.SetHTTP2(true)
 	h2c.SetUnencryptedHTTP2(true)
 	return &upstreamTransport{
-		std: buildTransport(cfg, tlsConf, &std),
-		h2c: buildTransport(cfg, nil, &h2c),
+		std:         buildTransport(cfg, tlsConf, &std),
+		h2c:         buildTransport(cfg, nil, &h2c),
+		h1:          newH1Conns(cfg.Timeouts.Dial, cfg.Timeouts.IdleConn, cfg.MaxIdlePerTarget),
+		respTimeout: cfg.Timeouts.ResponseHeader,
 	}, nil
 }
 

@@ -41,6 +41,10 @@ type generation struct {
 	cache    *genCache             // cache: the routes' HTTP cache (cache.go)
 	l4       map[string]l4Upstream // l4: the upstreams of tcp listeners (l4.go)
 	mirrors  *genMirrors           // routes[].mirror copies in flight (mirror.go)
+	// fast: the HTTP/1.1 fast path's view of the routes (fastpath.go);
+	// accessLog whether requests are logged.
+	fast      *fastRoutes
+	accessLog bool
 
 	// refs counts requests being served on this generation; once retired
 	// and back at zero, idle is closed and the server closes it.
@@ -158,6 +162,8 @@ func newGeneration(cfg *config.Config, d buildDeps) (*generation, error) {
 		return nil, err
 	}
 	g.handler = g.chain(lh, d, cfg)
+	g.fast = newFastRoutes(g, table) // fastpath.go
+	g.accessLog = cfg.Log.Access == nil || *cfg.Log.Access
 	return g, nil
 }
 

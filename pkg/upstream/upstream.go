@@ -158,6 +158,17 @@ func (t *Target) TryAcquire() (release func(), ok bool) {
 	}
 }
 
+// AcquireSlot is Acquire without a release func, for callers that keep
+// the target and call ReleaseSlot exactly once (the HTTP/1.1 fast path,
+// which must not allocate per request).
+func (t *Target) AcquireSlot() {
+	t.state.inFlight.Add(1)
+	t.state.requests.Add(1)
+}
+
+// ReleaseSlot ends a request counted by AcquireSlot.
+func (t *Target) ReleaseSlot() { t.state.inFlight.Add(-1) }
+
 func (t *Target) acquired() (release func()) {
 	t.state.requests.Add(1)
 	var once sync.Once

@@ -1,0 +1,319 @@
+package proxy
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/handoff-proxy/handoff/pkg/h1"
+	"github.com/handoff-proxy/handoff/pkg/upstream"
+)
+
+// maxResponseHead bounds a response head from a target (as
+// MaxResponseHeaderBytes does for the net/http path).
+const maxResponseHead = 64 << 10
+
+// readResponseHead reads the final response head into req.Resp, passing
+// informational (1xx) heads to inform (RFC 9110 §15.2: not to HTTP/1.0
+// clients). The head stays in br's buffer (not discarded) for relay.
+func readResponseHead(br *bufio.Reader, req *FastRequest, inform func([]byte) error) (*h1.Response, error) {
+	res := &req.Resp
+	for {
+		res.Reset()
+		n := br.Buffered()
+		if n == 0 {
+			n = 1
+		}
+		for {
+			b, err := br.Peek(n)
+			if len(b) == 0 && err != nil {
+				if errors.Is(err, io.EOF) {
+					return nil, errStaleConn
+				}
+				return nil, err
+			}
+			perr := h1.ParseResponse(b, res, min(maxResponseHead, br.Size()))
+			if perr == nil {
+				break
+			}
+			if !errors.Is(perr, h1.ErrNeedMore) {
+				return nil, perr
+			}
+			if err != nil {
+				return nil, io.ErrUnexpectedEOF
+			}
+			n = len(b) + 1
+		}
+		if res.Status >= 200 {
+			return res, nil
+		}
+		if res.Status == http.StatusSwitchingProtocols {
+			return nil, errors.New("101 Switching Protocols to a request without Upgrade")
+		}
+		head, _ := br.Peek(res.Len)
+		if req.Head.Minor == 1 {
+			if err := inform(head); err != nil {
+				return nil, err
+			}
+		}
+		_, _ = br.Discard(res.Len)
+	}
+}
+
+// relay writes the response in req.Resp (head in uc.br) to the client
+// and its body after it, then returns uc to the idle pool when the
+// target keeps it open.
+func (f *Fast) relay(req *FastRequest, ex *exchange, res *h1.Response, uc *h1Conn, t *upstream.Target) FastResult {
+	head, _ := uc.br.Peek(res.Len)
+	bodyless := h1.BodyLess(isHead(req), res.Status)
+	var mode int // 0 none, 1 length, 2 chunked to client, 3 until close
+	switch {
+	case bodyless:
+	case res.ContentLength >= 0:
+		mode = 1
+	case req.Head.Minor == 1:
+		mode = 2
+	default:
+		mode = 3
+	}
+	keepAlive := req.KeepAlive && mode != 3
+	b := f.appendResponseHead(req.Scratch[:0], req, ex, res, head, bodyless, mode, keepAlive)
+	_, _ = uc.br.Discard(res.Len)
+	out := FastResult{Status: res.Status, Reusable: keepAlive}
+	var upErr, cliErr error
+	switch mode {
+	case 0:
+		_, cliErr = req.Client.Write(b)
+	case 1:
+		out.Bytes, upErr, cliErr = copyLength(req.Client, uc, b, res.ContentLength)
+	default:
+		out.Bytes, upErr, cliErr = f.copyStream(req.Client, uc, b, res.Chunked, mode == 2)
+	}
+	out.Scratch = b
+	switch {
+	case cliErr != nil:
+		uc.c.Close()
+		req.Info.ClientGone = true
+		out.Status, out.Reusable = StatusClientClosedRequest, false
+	case upErr != nil:
+		uc.c.Close()
+		out.Reusable = false
+		f.h.log.Warn("upstream response body failed", "upstream", f.h.pool.Name, "target", t.Address, "error", upErr)
+		f.h.obs.UpstreamError(f.h.pool.Name, t.Address, KindBody)
+	case res.Close || (mode == 0 && !bodyless) || (!bodyless && res.ContentLength < 0 && !res.Chunked):
+		uc.c.Close()
+	default:
+		f.conns.put(uc, f.now())
+	}
+	return out
+}
+
+// appendResponseHead appends the head sent to the client: the target's
+// status and fields without hop-by-hop ones, with this proxy in Via, the
+// request id, a Date when the target sent none, and the framing.
+func (f *Fast) appendResponseHead(b []byte, req *FastRequest, ex *exchange, res *h1.Response, head []byte, bodyless bool, mode int, keepAlive bool) []byte {
+	b = append(b, "HTTP/1.1 "...)
+	b = appendStatus(b, res.Status, res.Reason.Bytes(head))
+	var conn h1.Span
+	hasConn := false
+	for _, fl := range res.Fields {
+		if fl.Kind == h1.KindConnection {
+			conn, hasConn = fl.Value, true
+			break
+		}
+	}
+	vias := 0
+	for _, fl := range res.Fields {
+		switch {
+		case fl.Kind == h1.KindTrailer:
+		case fl.Kind.HopByHop(), fl.Kind == h1.KindXRequestID:
+			continue
+		case fl.Kind == h1.KindContentLength && !(bodyless && res.Status != http.StatusNoContent):
+			continue
+		case fl.Kind == h1.KindVia:
+			vias++
+			continue
+		case fl.Kind == h1.KindOther && hasConn && h1.HasToken(conn.Bytes(head), lower(fl.Name.Bytes(head))):
+			continue
+		}
+		b = append(b, head[fl.Name.Start:fl.Value.End]...)
+		b = append(b, '\r', '\n')
+	}
+	// RFC 9110 §7.6.3: this proxy appends itself to the Via list.
+	b = append(b, "Via: "...)
+	for _, fl := range res.Fields {
+		if fl.Kind == h1.KindVia && fl.Value.Len() > 0 {
+			b = append(b, fl.Value.Bytes(head)...)
+			b = append(b, ", "...)
+		}
+	}
+	b = append(b, '1', '.', byte('0'+res.Minor), ' ')
+	b = append(b, f.h.fwd.via...)
+	b = append(b, "\r\nX-Request-Id: "...)
+	b = append(b, ex.id...)
+	b = append(b, '\r', '\n')
+	if !res.HasDate {
+		b = f.date.appendTo(b, f.now())
+	}
+	switch mode {
+	case 1:
+		b = append(b, "Content-Length: "...)
+		b = strconv.AppendInt(b, res.ContentLength, 10)
+		b = append(b, '\r', '\n')
+	case 2:
+		b = append(b, "Transfer-Encoding: chunked\r\n"...)
+	}
+	switch {
+	case !keepAlive:
+		b = append(b, "Connection: close\r\n"...)
+	case req.Head.Minor == 0:
+		// RFC 9112 §C.2.2: an HTTP/1.0 connection persists only when
+		// both ends say keep-alive.
+		b = append(b, "Connection: keep-alive\r\n"...)
+	}
+	return append(b, '\r', '\n')
+}
+
+// appendStatus appends "code reason\r\n": the standard reason phrase, or
+// the target's for a code without one.
+func appendStatus(b []byte, code int, reason []byte) []byte {
+	b = strconv.AppendInt(b, int64(code), 10)
+	b = append(b, ' ')
+	if t := http.StatusText(code); t != "" {
+		b = append(b, t...)
+	} else {
+		b = append(b, reason...)
+	}
+	return append(b, '\r', '\n')
+}
+
+// copyLength writes head and then n body bytes from uc to w: what is
+// buffered in one write with the head, the rest straight from the socket
+// (splice(2) when w is a *net.TCPConn).
+func copyLength(w io.Writer, uc *h1Conn, head []byte, n int64) (written int64, upErr, cliErr error) {
+	k := int64(uc.br.Buffered())
+	if k > n {
+		k = n
+	}
+	if k > 0 {
+		p, _ := uc.br.Peek(int(k))
+		head = append(head, p...)
+		_, _ = uc.br.Discard(int(k))
+	}
+	if _, err := w.Write(head); err != nil {
+		return 0, nil, err
+	}
+	written = k
+	if left := n - k; left > 0 {
+		src := &readErrs{r: uc.c}
+		m, err := io.CopyN(w, src, left)
+		written += m
+		if err != nil {
+			if src.err != nil || errors.Is(err, io.EOF) {
+				return written, unexpectedEOF(err), nil
+			}
+			return written, nil, err
+		}
+	}
+	return written, nil, nil
+}
+
+// readErrs remembers the error of its reader, to tell a failed target
+// from a failed client after a copy.
+type readErrs struct {
+	r   io.Reader
+	err error
+}
+
+func (r *readErrs) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if err != nil && err != io.EOF {
+		r.err = err
+	}
+	return n, err
+}
+
+func unexpectedEOF(err error) error {
+	if errors.Is(err, io.EOF) {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+// copyStream relays a chunked or close-delimited body, re-framing it
+// chunked for HTTP/1.1 clients. Bytes already received are written
+// together; the output is flushed whenever the next read would wait, so
+// that streams (server-sent events) are not held back.
+func (f *Fast) copyStream(w io.Writer, uc *h1Conn, out []byte, chunkedIn, chunkedOut bool) (written int64, upErr, cliErr error) {
+	var src io.Reader = uc.br
+	var cr h1.ChunkedReader
+	var trailers []byte
+	if chunkedIn {
+		cr.Reset(uc.br)
+		if chunkedOut {
+			cr.Trailers = &trailers
+		}
+		src = &cr
+	}
+	bp := f.buffers.Get().(*[]byte)
+	defer f.buffers.Put(bp)
+	buf := *bp
+	for {
+		n, err := src.Read(buf[:copyBufferSize/2])
+		if n > 0 {
+			written += int64(n)
+			if chunkedOut {
+				out = h1.AppendChunkHeader(out, n)
+				out = append(out, buf[:n]...)
+				out = append(out, '\r', '\n')
+			} else {
+				out = append(out, buf[:n]...)
+			}
+		}
+		done := err == io.EOF
+		if err != nil && err != io.EOF {
+			if len(out) > 0 {
+				_, _ = w.Write(out)
+			}
+			return written, err, nil
+		}
+		if done && chunkedOut {
+			out = append(out, "0\r\n"...)
+			out = append(out, trailers...)
+			out = append(out, "\r\n"...)
+		}
+		if done || uc.br.Buffered() == 0 || len(out) >= copyBufferSize {
+			if _, werr := w.Write(out); werr != nil {
+				return written, nil, werr
+			}
+			out = out[:0]
+		}
+		if done {
+			return written, nil, nil
+		}
+	}
+}
+
+// dateCache holds the Date field line, rebuilt once a second (RFC 9110
+// §6.6.1: a response without a Date gets one, as net/http adds it).
+type dateCache struct{ cur atomic.Pointer[dateValue] }
+
+type dateValue struct {
+	sec int64
+	b   []byte
+}
+
+func (c *dateCache) appendTo(b []byte, now time.Time) []byte {
+	sec := now.Unix()
+	d := c.cur.Load()
+	if d == nil || d.sec != sec {
+		d = &dateValue{sec: sec, b: now.UTC().AppendFormat([]byte("Date: "), http.TimeFormat)}
+		d.b = append(d.b, '\r', '\n')
+		c.cur.Store(d)
+	}
+	return append(b, d.b...)
+}

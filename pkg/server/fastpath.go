@@ -1,0 +1,540 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/handoff-proxy/handoff/pkg/accesslog"
+	"github.com/handoff-proxy/handoff/pkg/clientip"
+	"github.com/handoff-proxy/handoff/pkg/h1"
+	"github.com/handoff-proxy/handoff/pkg/proxy"
+	"github.com/handoff-proxy/handoff/pkg/reqinfo"
+	"github.com/handoff-proxy/handoff/pkg/route"
+)
+
+// fastServer serves HTTP/1.1 on a plain http listener without net/http:
+// it reads each request head with package h1 (strict RFC 9112 parsing,
+// exact head limits), and forwards the requests of plain proxy routes
+// with proxy.Fast. A connection whose request needs anything else (h2c
+// prior knowledge, an upgrade, 100-continue, a chunked body, a route
+// with a cache, policy or rewrite, a target over TLS) is handed, with the
+// bytes already read, to the net/http server of the same listener, which
+// serves it from then on as it would have from the start.
+type fastServer struct {
+	srv  *Server
+	name string // listener
+	std  *httpServer
+	q    *connQueue // net/http's listener of handed-over connections
+
+	lim        h1.Limits
+	readHeader time.Duration
+	idle       time.Duration
+	bodyIdle   time.Duration
+
+	quiesced atomic.Bool
+	mu       sync.Mutex
+	conns    map[*fastConn]struct{}
+	wg       sync.WaitGroup
+	bufs     sync.Pool
+}
+
+// defaultBodyIdle is how long a request body may pause between reads
+// (nginx client_body_timeout 60s).
+const defaultBodyIdle = 60 * time.Second
+
+func newFastServer(o protocolOptions, std *httpServer) *fastServer {
+	s := &fastServer{
+		srv:        o.srv,
+		name:       o.lc.Name,
+		std:        std,
+		lim:        h1.Limits{MaxHeadBytes: std.srv.MaxHeaderBytes, MaxFields: o.cfg.Limits.MaxHeaderFields},
+		readHeader: std.srv.ReadHeaderTimeout,
+		idle:       std.srv.IdleTimeout,
+		bodyIdle:   orDefault(o.cfg.Timeouts.BodyRead, defaultBodyIdle),
+		conns:      make(map[*fastConn]struct{}),
+	}
+	s.bufs.New = func() any { b := make([]byte, fastBufSize); return &b }
+	// net/http reads up to MaxHeaderBytes+4096 bytes of head (its
+	// initialReadLimitSize): make the limit the documented one on
+	// connections handed over too.
+	std.srv.MaxHeaderBytes = max(s.lim.MaxHeadBytes-4096, 1024)
+	return s
+}
+
+// fastBufSize is the read buffer of a connection: a typical head and a
+// small body in one read; longer heads grow it up to the limit.
+const fastBufSize = 4 << 10
+
+func (s *fastServer) Serve(ln net.Listener) error {
+	s.q = newConnQueue(ln.Addr())
+	errc := make(chan error, 1)
+	go func() { errc <- s.std.srv.Serve(s.q) }()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			s.q.Close()
+			<-errc
+			return err
+		}
+		s.wg.Add(1)
+		go s.serveConn(c)
+	}
+}
+
+// Quiesce makes connections close after their current response and
+// closes those waiting for a next request.
+func (s *fastServer) Quiesce() {
+	s.quiesced.Store(true)
+	s.std.Quiesce()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		if c.idle.Load() {
+			c.c.Close()
+		}
+	}
+}
+
+func (s *fastServer) Shutdown(ctx context.Context) error {
+	s.Quiesce()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return errors.Join(ctx.Err(), s.std.Shutdown(ctx))
+	}
+	return s.std.Shutdown(ctx)
+}
+
+func (s *fastServer) Close() error {
+	s.mu.Lock()
+	for c := range s.conns {
+		c.c.Close()
+	}
+	s.mu.Unlock()
+	return s.std.Close()
+}
+
+// fastConn is one client connection served by the fast path.
+type fastConn struct {
+	c    net.Conn // as accepted (tracked, capped): Close unregisters it
+	raw  net.Conn // underneath, for reads and writes (splice)
+	peer netip.Addr
+	idle atomic.Bool // waiting for a next request
+	req  proxy.FastRequest
+	head h1.Request
+	info reqinfo.Info
+	body bodyReader
+}
+
+func (s *fastServer) serveConn(c net.Conn) {
+	defer s.wg.Done()
+	fc := &fastConn{c: c, raw: c}
+	if tc, ok := trackedOf(c); ok {
+		fc.raw = tc.Conn
+	}
+	fc.peer = clientip.Peer(c.RemoteAddr().String())
+	s.mu.Lock()
+	s.conns[fc] = struct{}{}
+	s.mu.Unlock()
+	handed := false
+	defer func() {
+		s.mu.Lock()
+		delete(s.conns, fc)
+		s.mu.Unlock()
+		if !handed {
+			c.Close()
+		}
+	}()
+	bp := s.bufs.Get().(*[]byte)
+	buf := (*bp)[:0]
+	defer func() {
+		if cap(buf) == fastBufSize {
+			*bp = buf[:0]
+			s.bufs.Put(bp)
+		}
+	}()
+	first := true
+	for {
+		var ok bool
+		buf, ok = s.readHead(fc, buf, first)
+		if !ok {
+			return
+		}
+		first = false
+		if !fc.eligible(buf) {
+			handed = s.handOver(fc, buf)
+			return
+		}
+		var next bool
+		buf, next, handed = s.serveRequest(fc, buf)
+		if !next || handed {
+			return
+		}
+	}
+}
+
+// h2Preface is the HTTP/2 connection preface (RFC 9113 §3.4).
+var h2Preface = []byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+
+// readHead reads until buf holds a complete, acceptable request head
+// (parsed into fc.head). It answers a malformed head itself and reports
+// false when the connection is done.
+func (s *fastServer) readHead(fc *fastConn, buf []byte, first bool) ([]byte, bool) {
+	fc.head.Reset()
+	if len(buf) == 0 {
+		// Wait for the next request without a deadline on reading the
+		// head: the idle timeout, or for a new connection the header
+		// timeout.
+		wait := s.idle
+		if first {
+			wait = s.readHeader
+		}
+		fc.idle.Store(!first)
+		if !first && s.quiesced.Load() {
+			return buf, false
+		}
+		_ = fc.raw.SetReadDeadline(time.Now().Add(wait))
+		n, err := fc.raw.Read(buf[:cap(buf)])
+		fc.idle.Store(false)
+		if n == 0 || (err != nil && n == 0) {
+			return buf, false
+		}
+		buf = buf[:n]
+		_ = fc.raw.SetReadDeadline(time.Now().Add(s.readHeader))
+	} else {
+		_ = fc.raw.SetReadDeadline(time.Now().Add(s.readHeader))
+	}
+	for {
+		if first && bytes.HasPrefix(h2Preface, buf[:min(len(buf), len(h2Preface))]) {
+			if len(buf) >= len(h2Preface) {
+				return buf, true // eligible hands it over
+			}
+		} else {
+			err := h1.ParseRequest(buf, &fc.head, s.lim)
+			if err == nil {
+				return buf, true
+			}
+			var he *h1.Error
+			if errors.As(err, &he) {
+				s.reject(fc, he)
+				return buf, false
+			}
+		}
+		if len(buf) == cap(buf) {
+			buf = grow(buf, s.lim.MaxHeadBytes+1)
+		}
+		n, err := fc.raw.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err != nil && n == 0 {
+			return buf, false
+		}
+	}
+}
+
+// grow returns buf with twice its capacity, at most max (and at least
+// its length plus one).
+func grow(buf []byte, max int) []byte {
+	n := min(2*cap(buf), max)
+	if n <= len(buf) {
+		n = len(buf) + 1
+	}
+	nb := make([]byte, len(buf), n)
+	copy(nb, buf)
+	return nb
+}
+
+// reject answers a request head that cannot be accepted and counts and
+// logs the answer like net/http's own answers.
+func (s *fastServer) reject(fc *fastConn, he *h1.Error) {
+	msg := http.StatusText(he.Status) + ": " + he.Reason + "\n"
+	resp := "HTTP/1.1 " + itoa(he.Status) + " " + http.StatusText(he.Status) +
+		"\r\nContent-Type: text/plain; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\nContent-Length: " +
+		itoa(len(msg)) + "\r\n\r\n" + msg
+	_ = fc.raw.SetWriteDeadline(time.Now().Add(time.Second))
+	_, _ = io.WriteString(fc.raw, resp)
+	s.srv.answeredByServer(fc.c, he.Status)
+}
+
+func itoa(n int) string { return string(appendInt(nil, n)) }
+
+func appendInt(b []byte, n int) []byte {
+	if n >= 10 {
+		b = appendInt(b, n/10)
+	}
+	return append(b, byte('0'+n%10))
+}
+
+// eligible reports whether the fast path serves the parsed request in
+// buf; anything else goes to net/http.
+func (fc *fastConn) eligible(buf []byte) bool {
+	h := &fc.head
+	if h.Len == 0 { // the HTTP/2 preface
+		return false
+	}
+	return !h.Upgrade && !h.Expect && !h.Chunked && h1.ValidOriginForm(h.Target.Bytes(buf)) &&
+		string(h.Method.Bytes(buf)) != http.MethodConnect
+}
+
+// handOver gives the connection to net/http with the bytes read so far.
+func (s *fastServer) handOver(fc *fastConn, buf []byte) bool {
+	pending := bytes.Clone(buf)
+	_ = fc.raw.SetReadDeadline(time.Time{})
+	return s.q.push(&replayConn{Conn: fc.c, pending: pending})
+}
+
+// serveRequest serves the request parsed into fc.head, or hands the
+// connection over when its route is not served by the fast path. It
+// returns the buffer with what follows the request (pipelined bytes),
+// whether the connection goes on, and whether it was handed over.
+func (s *fastServer) serveRequest(fc *fastConn, buf []byte) ([]byte, bool, bool) {
+	srv := s.srv
+	g := srv.gens.acquire()
+	fwd, rt := g.fastRoute(s.name, &fc.head, buf)
+	if fwd == nil {
+		g.release()
+		return buf, false, s.handOver(fc, buf)
+	}
+	srv.handlers.Add(1)
+	srv.act.requestStarted()
+	if tc, ok := trackedOf(fc.c); ok && !tc.served.Load() {
+		tc.served.Store(true)
+	}
+	srv.metrics.RequestStarted()
+	start := srv.now()
+	defer func() {
+		srv.metrics.RequestDone()
+		g.release()
+		srv.act.requestDone()
+		srv.handlers.Done()
+	}()
+
+	h := &fc.head
+	fc.info = reqinfo.Info{Route: rt.Name, Upstream: rt.Upstream}
+	req := &fc.req
+	*req = proxy.FastRequest{
+		Buf: buf, Head: h, Peer: fc.peer, Client: fc.raw, Info: &fc.info,
+		KeepAlive: !h.Close && !s.quiesced.Load(), Scratch: req.Scratch, Resp: req.Resp,
+	}
+	end := h.Len // where the next request starts
+	if cl := h.ContentLength; cl > 0 {
+		have := int64(len(buf) - h.Len)
+		if have >= cl {
+			req.Buffered = buf[h.Len : h.Len+int(cl)]
+			end += int(cl)
+		} else {
+			req.Buffered = buf[h.Len:]
+			fc.body = bodyReader{c: fc.raw, idle: s.bodyIdle}
+			req.Body = &fc.body
+			end = len(buf)
+		}
+	}
+	_ = fc.raw.SetReadDeadline(time.Time{})
+	res := fwd.Serve(req)
+	req.Scratch = res.Scratch
+	srv.metrics.Request(fc.info.Route, fc.info.Upstream, res.Status, start, res.Bytes)
+	s.logAccess(g, fc, buf, start, res)
+	if !res.Reusable {
+		return buf, false, false
+	}
+	// Keep what follows the request: a pipelined next request.
+	n := copy(buf[:cap(buf)], buf[end:])
+	return buf[:n], true, false
+}
+
+// logAccess writes the access log record of a fast-path request.
+func (s *fastServer) logAccess(g *generation, fc *fastConn, buf []byte, start time.Time, res proxy.FastResult) {
+	if !g.accessLog {
+		return
+	}
+	lh := s.srv.opts.AccessLogger.Handler()
+	if !accesslog.Enabled(lh, 0) {
+		return
+	}
+	h := &fc.head
+	ua, _ := fieldString(h, buf, "user-agent")
+	ref, _ := fieldString(h, buf, "referer")
+	proto := "HTTP/1.1"
+	if h.Minor == 0 {
+		proto = "HTTP/1.0"
+	}
+	host := ""
+	if h.HasHost {
+		host = h.Host.String(buf)
+	}
+	client := ""
+	if fc.peer.IsValid() {
+		client = fc.peer.String()
+	}
+	accesslog.Write(lh, 0, accesslog.Entry{
+		Start: start, End: s.srv.now(), Client: client, Method: h.Method.String(buf), Host: host,
+		URI: h.Target.String(buf), Proto: proto, Status: res.Status, Bytes: res.Bytes, Info: &fc.info,
+		UserAgent: ua, Referer: ref,
+	})
+}
+
+func fieldString(h *h1.Request, buf []byte, name string) (string, bool) {
+	for _, f := range h.Fields {
+		if h1.EqualFold(f.Name.Bytes(buf), name) {
+			return f.Value.String(buf), true
+		}
+	}
+	return "", false
+}
+
+// fastRoutes is what the fast path needs of a generation: its route
+// table and, per route, the fast forwarder of its upstream when the
+// route is a plain proxy route.
+type fastRoutes struct {
+	table *route.Table
+	fwd   map[*route.Route]*proxy.Fast
+	// listeners the fast path may serve: plain http without listener
+	// policy (access, forward proxy).
+	listeners map[string]bool
+	// headers reports a route with header conditions: matching needs
+	// the header map net/http builds.
+	headers bool
+}
+
+func newFastRoutes(g *generation, table *route.Table) *fastRoutes {
+	fr := &fastRoutes{table: table, fwd: make(map[*route.Route]*proxy.Fast), listeners: make(map[string]bool)}
+	for _, rt := range table.Routes() {
+		if len(rt.Match.Headers) > 0 {
+			fr.headers = true
+		}
+		if ph, ok := rt.Handler().(*proxy.Handler); ok {
+			if f := ph.Fast(); f != nil {
+				fr.fwd[rt] = f
+			}
+		}
+	}
+	for _, lc := range g.cfg.Listeners {
+		fr.listeners[lc.Name] = lc.Access == nil && lc.Auth == nil
+	}
+	return fr
+}
+
+// fastRoute returns the fast forwarder for a request on listener, or nil
+// when net/http must serve it.
+func (g *generation) fastRoute(listener string, h *h1.Request, buf []byte) (*proxy.Fast, *route.Route) {
+	fr := g.fast
+	if fr == nil || fr.headers || !fr.listeners[listener] {
+		return nil, nil
+	}
+	target := h.Target.String(buf)
+	p := target
+	if i := indexByte(p, '?'); i >= 0 {
+		p = p[:i]
+	}
+	if indexByte(p, '%') >= 0 {
+		u, err := url.PathUnescape(p)
+		if err != nil {
+			return nil, nil
+		}
+		p = u
+	}
+	host := ""
+	if h.HasHost {
+		host = h.Host.String(buf)
+	}
+	rt, ok := fr.table.Match(route.Request{Host: host, Path: p, Method: h.Method.String(buf)})
+	if !ok {
+		return nil, nil
+	}
+	f := fr.fwd[rt]
+	if f == nil {
+		return nil, nil
+	}
+	return f, rt
+}
+
+func indexByte(s string, c byte) int {
+	for i := 0; i < len(s); i++ {
+		if s[i] == c {
+			return i
+		}
+	}
+	return -1
+}
+
+// bodyReader reads the rest of a request body from the client, with an
+// idle timeout between reads: a client that stops sending is cut off
+// rather than holding a connection to the target.
+type bodyReader struct {
+	c    net.Conn
+	idle time.Duration
+}
+
+func (b *bodyReader) Read(p []byte) (int, error) {
+	_ = b.c.SetReadDeadline(time.Now().Add(b.idle))
+	return b.c.Read(p)
+}
+
+// replayConn is a connection handed to net/http: it reads the bytes the
+// fast path already read first.
+type replayConn struct {
+	net.Conn
+	pending []byte
+}
+
+func (c *replayConn) Read(p []byte) (int, error) {
+	if len(c.pending) > 0 {
+		n := copy(p, c.pending)
+		c.pending = c.pending[n:]
+		return n, nil
+	}
+	return c.Conn.Read(p)
+}
+
+// NetConn lets trackedOf find the tracked connection.
+func (c *replayConn) NetConn() net.Conn { return c.Conn }
+
+// connQueue is the net.Listener net/http serves handed-over connections
+// from.
+type connQueue struct {
+	addr net.Addr
+	ch   chan net.Conn
+	done chan struct{}
+	once sync.Once
+}
+
+func newConnQueue(addr net.Addr) *connQueue {
+	return &connQueue{addr: addr, ch: make(chan net.Conn), done: make(chan struct{})}
+}
+
+func (q *connQueue) Accept() (net.Conn, error) {
+	select {
+	case c := <-q.ch:
+		return c, nil
+	case <-q.done:
+		return nil, net.ErrClosed
+	}
+}
+
+// push hands c to net/http; false when it is shut down (c is closed).
+func (q *connQueue) push(c net.Conn) bool {
+	select {
+	case q.ch <- c:
+		return true
+	case <-q.done:
+		c.Close()
+		return true
+	}
+}
+
+func (q *connQueue) Close() error {
+	q.once.Do(func() { close(q.done) })
+	return nil
+}
+
+func (q *connQueue) Addr() net.Addr { return q.addr }
