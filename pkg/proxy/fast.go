@@ -46,6 +46,14 @@ type FastRequest struct {
 	Scratch []byte
 	// Resp is where the response head is parsed; reused.
 	Resp h1.Response
+
+	// Kept across the requests of a connection, so that a request
+	// allocates nothing: the exchange state, the Selector's eligibility
+	// func bound to it, and the bytes of a generated request id.
+	ex       exchange
+	eligible func(*upstream.Target) bool
+	fast     *Fast
+	idBuf    [32]byte
 }
 
 // FastResult is how a fast-path request ended.
@@ -114,20 +122,27 @@ type fastAttempt struct {
 // Serve forwards req and writes the response to req.Client.
 func (f *Fast) Serve(req *FastRequest) FastResult {
 	h := f.h
-	ex := exchange{info: req.Info}
+	ex := &req.ex
+	*ex = exchange{info: req.Info}
 	ex.tried = ex.triedA[:0]
 	ex.id = requestIDOf(req)
 	req.Info.RequestID = ex.id
 	ex.key = balance.Key{Client: f.client(req)}
+	if req.eligible == nil {
+		req.eligible = func(t *upstream.Target) bool {
+			return !req.ex.hasTried(t) && t.HasRoom() && req.fast.h.health.Available(t)
+		}
+	}
+	req.fast = f
 	if max := h.maxBody; max > 0 && req.Head.ContentLength > max {
-		return f.answer(req, &ex, http.StatusRequestEntityTooLarge, "", false)
+		return f.answer(req, ex, http.StatusRequestEntityTooLarge, "", false)
 	}
 	h.budget.request()
-	t := f.pick(&ex)
+	t := f.pick(req)
 	if t == nil {
 		h.log.Warn("no upstream target", "upstream", h.pool.Name, "error", errNoTarget)
 		h.obs.UpstreamError(h.pool.Name, "", KindNoTarget)
-		return f.answer(req, &ex, http.StatusServiceUnavailable, errNoTarget.Error(), true)
+		return f.answer(req, ex, http.StatusServiceUnavailable, errNoTarget.Error(), true)
 	}
 	out := h.fwd.appendRequestHead(req.Scratch[:0], req, ex.id)
 	req.Scratch = out
@@ -144,7 +159,7 @@ func (f *Fast) Serve(req *FastRequest) FastResult {
 		res, uc, a := f.send(req, t, out)
 		if a.err == nil {
 			h.health.Report(t, health.Result{Outcome: health.Success, Status: res.Status})
-			r := f.relay(req, &ex, res, uc, t)
+			r := f.relay(req, res, uc, t)
 			t.ReleaseSlot()
 			return r
 		}
@@ -152,14 +167,14 @@ func (f *Fast) Serve(req *FastRequest) FastResult {
 			t.ReleaseSlot()
 			h.log.Error("out of a local resource, not the target's fault", "upstream", h.pool.Name, "target", t.Address, "error", a.err)
 			h.obs.UpstreamError(h.pool.Name, t.Address, KindLocal)
-			return f.answer(req, &ex, http.StatusServiceUnavailable, "", true)
+			return f.answer(req, ex, http.StatusServiceUnavailable, "", true)
 		}
 		var bodyErr *requestBodyError
 		if errors.As(a.err, &bodyErr) {
 			t.ReleaseSlot()
-			return f.answer(req, &ex, http.StatusBadRequest, "", false)
+			return f.answer(req, ex, http.StatusBadRequest, "", false)
 		}
-		next, again := f.afterFailure(req, &ex, a, t, attempt, same)
+		next, again := f.afterFailure(req, ex, a, t, attempt, same)
 		if again {
 			same++
 			time.Sleep(backoffFor(same))
@@ -168,7 +183,7 @@ func (f *Fast) Serve(req *FastRequest) FastResult {
 		t.ReleaseSlot()
 		if next == nil {
 			err := a.err
-			return f.answer(req, &ex, statusFor(err), "", !a.sentBody)
+			return f.answer(req, ex, statusFor(err), "", !a.sentBody)
 		}
 		t, same = next, 0
 	}
@@ -185,8 +200,8 @@ func (f *Fast) client(req *FastRequest) netip.Addr {
 
 // pick selects an available target not tried yet and counts the request
 // on it; the fast path serves only upstreams without max_conns.
-func (f *Fast) pick(ex *exchange) *upstream.Target {
-	t := f.h.pick(ex)
+func (f *Fast) pick(req *FastRequest) *upstream.Target {
+	t := f.h.sel.Select(req.ex.key, req.eligible)
 	if t != nil {
 		t.AcquireSlot()
 	}
@@ -207,7 +222,7 @@ func (f *Fast) afterFailure(req *FastRequest, ex *exchange, a fastAttempt, t *up
 		may = h.policy.onTimeout && fastIdempotent(req)
 	}
 	if may && attempt < h.policy.max {
-		next = f.pick(ex)
+		next = f.pick(req)
 		again = next == nil && a.refused && same < h.policy.max
 		if (next != nil || again) && !h.budget.withdraw() {
 			if next != nil {

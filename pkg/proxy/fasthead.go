@@ -1,6 +1,9 @@
 package proxy
 
 import (
+	"crypto/rand"
+	"encoding/hex"
+	"unsafe"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -191,14 +194,19 @@ func fieldValues(req *FastRequest, k h1.Kind) []string {
 	return vs
 }
 
-// requestIDOf is requestID for a parsed head.
+// requestIDOf is requestID for a parsed head, without allocating: the
+// string shares req's buffers and is valid until the next request of the
+// connection (the access log record is written before that).
 func requestIDOf(req *FastRequest) string {
 	if v, ok := req.Head.Field(h1.KindXRequestID); ok {
 		if s := v.String(req.Buf); saneRequestID(s) && countKind(req.Head, h1.KindXRequestID) == 1 {
-			return strings.Clone(s)
+			return s
 		}
 	}
-	return newRequestID()
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+).
+	hex.Encode(req.idBuf[:], b[:])
+	return unsafe.String(&req.idBuf[0], len(req.idBuf))
 }
 
 func countKind(head *h1.Request, k h1.Kind) int {

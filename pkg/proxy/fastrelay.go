@@ -67,8 +67,9 @@ func readResponseHead(br *bufio.Reader, req *FastRequest, inform func([]byte) er
 // relay writes the response in req.Resp (head in uc.br) to the client
 // and its body after it, then returns uc to the idle pool when the
 // target keeps it open.
-func (f *Fast) relay(req *FastRequest, ex *exchange, res *h1.Response, uc *h1Conn, t *upstream.Target) FastResult {
+func (f *Fast) relay(req *FastRequest, res *h1.Response, uc *h1Conn, t *upstream.Target) FastResult {
 	head, _ := uc.br.Peek(res.Len)
+	ex := &req.ex
 	bodyless := h1.BodyLess(isHead(req), res.Status)
 	var mode int // 0 none, 1 length, 2 chunked to client, 3 until close
 	switch {
@@ -89,7 +90,7 @@ func (f *Fast) relay(req *FastRequest, ex *exchange, res *h1.Response, uc *h1Con
 	case 0:
 		_, cliErr = req.Client.Write(b)
 	case 1:
-		out.Bytes, upErr, cliErr = copyLength(req.Client, uc, b, res.ContentLength)
+		out.Bytes, b, upErr, cliErr = copyLength(req.Client, uc, b, res.ContentLength)
 	default:
 		out.Bytes, upErr, cliErr = f.copyStream(req.Client, uc, b, res.Chunked, mode == 2)
 	}
@@ -194,7 +195,7 @@ func appendStatus(b []byte, code int, reason []byte) []byte {
 // copyLength writes head and then n body bytes from uc to w: what is
 // buffered in one write with the head, the rest straight from the socket
 // (splice(2) when w is a *net.TCPConn).
-func copyLength(w io.Writer, uc *h1Conn, head []byte, n int64) (written int64, upErr, cliErr error) {
+func copyLength(w io.Writer, uc *h1Conn, head []byte, n int64) (written int64, buf []byte, upErr, cliErr error) {
 	k := int64(uc.br.Buffered())
 	if k > n {
 		k = n
@@ -205,7 +206,7 @@ func copyLength(w io.Writer, uc *h1Conn, head []byte, n int64) (written int64, u
 		_, _ = uc.br.Discard(int(k))
 	}
 	if _, err := w.Write(head); err != nil {
-		return 0, nil, err
+		return 0, head, nil, err
 	}
 	written = k
 	if left := n - k; left > 0 {
@@ -214,12 +215,12 @@ func copyLength(w io.Writer, uc *h1Conn, head []byte, n int64) (written int64, u
 		written += m
 		if err != nil {
 			if src.err != nil || errors.Is(err, io.EOF) {
-				return written, unexpectedEOF(err), nil
+				return written, head, unexpectedEOF(err), nil
 			}
-			return written, nil, err
+			return written, head, nil, err
 		}
 	}
-	return written, nil, nil
+	return written, head, nil, nil
 }
 
 // readErrs remembers the error of its reader, to tell a failed target

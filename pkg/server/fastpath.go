@@ -322,10 +322,9 @@ func (s *fastServer) serveRequest(fc *fastConn, buf []byte) ([]byte, bool, bool)
 	h := &fc.head
 	fc.info = reqinfo.Info{Route: rt.Name, Upstream: rt.Upstream}
 	req := &fc.req
-	*req = proxy.FastRequest{
-		Buf: buf, Head: h, Peer: fc.peer, Client: fc.raw, Info: &fc.info,
-		KeepAlive: !h.Close && !s.quiesced.Load(), Scratch: req.Scratch, Resp: req.Resp,
-	}
+	req.Buf, req.Head, req.Peer, req.Client, req.Info = buf, h, fc.peer, fc.raw, &fc.info
+	req.KeepAlive = !h.Close && !s.quiesced.Load()
+	req.Body, req.Buffered = nil, nil
 	end := h.Len // where the next request starts
 	if cl := h.ContentLength; cl > 0 {
 		have := int64(len(buf) - h.Len)

@@ -48,7 +48,7 @@ type running struct {
 
 // serve starts a Server for cfg on port-0 listeners and stops it at the
 // end of the test.
-func serve(t *testing.T, cfg *config.Config, load func() (*config.Config, error)) *running {
+func serve(t testing.TB, cfg *config.Config, load func() (*config.Config, error)) *running {
 	t.Helper()
 	lns := map[string]net.Listener{}
 	addrs := map[string]string{}
