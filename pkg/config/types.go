@@ -73,6 +73,11 @@ type Listener struct {
 	Protocol string `koanf:"protocol" json:"protocol" yaml:"protocol"`
 	// TLS settings, required when Protocol is "https".
 	TLS *ListenerTLS `koanf:"tls" json:"tls,omitempty" yaml:"tls,omitempty"`
+	// FastPath serves HTTP/1.1 on an http listener with handoff's own
+	// engine (pkg/h1) for plain proxy routes, handing everything else to
+	// net/http. Nil means true; false serves every request with
+	// net/http. Read at start only (a restart applies a change).
+	FastPath *bool `koanf:"fast_path" json:"fast_path,omitempty" yaml:"fast_path,omitempty"`
 
 	// L4 keys (l4.go): tcp and replicate listeners; proxy_protocol on any.
 	// Upstream names the upstream a tcp listener relays to. Required

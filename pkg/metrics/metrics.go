@@ -93,6 +93,7 @@ type Metrics struct {
 	upstreamErrors *prometheus.CounterVec
 
 	acceptErrors *prometheus.CounterVec
+	bodyTimeouts prometheus.Counter
 	health       *healthMetrics
 	access       *accessMetrics // access.go
 
@@ -154,6 +155,11 @@ func New(opts Options) *Metrics {
 		Name:      "accept_errors_total",
 		Help:      "Failed accept(2) calls on a traffic listener (for example EMFILE: too many open files), by listener.",
 	}, []string{"listener"})
+	m.bodyTimeouts = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: namespace,
+		Name:      "request_body_timeouts_total",
+		Help:      "Requests whose client paused sending the body longer than timeouts.body_read (answered 408).",
+	})
 	m.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: namespace,
 		Name:      "config_reloads_total",
@@ -179,7 +185,7 @@ func New(opts Options) *Metrics {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.requests, m.duration, m.inFlight,
-		m.retries, m.upstreamErrors, m.acceptErrors,
+		m.retries, m.upstreamErrors, m.acceptErrors, m.bodyTimeouts,
 		m.reloads, m.lastReloadOK, buildInfo,
 		newPoolCollector(opts.Pools, m.now),
 	)
@@ -281,6 +287,9 @@ func (m *Metrics) Loaded() {
 func (m *Metrics) ServerAnswer(code int) {
 	m.requests.WithLabelValues("", "", strconv.Itoa(code)).Inc()
 }
+
+// BodyTimeout counts a request body that stopped arriving.
+func (m *Metrics) BodyTimeout() { m.bodyTimeouts.Inc() }
 
 // AcceptError counts a failed accept on listener.
 func (m *Metrics) AcceptError(listener string) {

@@ -172,7 +172,7 @@ func (f *Fast) Serve(req *FastRequest) FastResult {
 		var bodyErr *requestBodyError
 		if errors.As(a.err, &bodyErr) {
 			t.ReleaseSlot()
-			return f.answer(req, ex, http.StatusBadRequest, "", false)
+			return f.answer(req, ex, statusFor(a.err), "", false)
 		}
 		next, again := f.afterFailure(req, ex, a, t, attempt, same)
 		if again {
@@ -373,15 +373,16 @@ func (f *Fast) answer(req *FastRequest, ex *exchange, code int, detail string, k
 	msg += "\n"
 	keepAlive = keepAlive && req.KeepAlive
 	b := req.Scratch[:0]
-	b = append(b, "HTTP/1.1 "...)
-	b = appendStatus(b, code, nil)
+	b = appendStatusLine(b, req.Head.Minor, code, nil)
 	b = append(b, "Content-Type: text/plain; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\nX-Request-Id: "...)
 	b = append(b, ex.id...)
 	b = append(b, "\r\nContent-Length: "...)
 	b = fmt.Appendf(b, "%d\r\n", len(msg))
 	b = f.date.appendTo(b, f.now())
-	if !keepAlive {
+	if !keepAlive && req.Head.Minor == 1 {
 		b = append(b, "Connection: close\r\n"...)
+	} else if keepAlive && req.Head.Minor == 0 {
+		b = append(b, "Connection: keep-alive\r\n"...)
 	}
 	b = append(b, "\r\n"...)
 	if !h1.BodyLess(isHead(req), code) {

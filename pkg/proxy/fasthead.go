@@ -3,10 +3,10 @@ package proxy
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"unsafe"
 	"net/netip"
 	"strconv"
 	"strings"
+	"unsafe"
 
 	"github.com/handoff-proxy/handoff/pkg/clientip"
 	"github.com/handoff-proxy/handoff/pkg/h1"
@@ -40,6 +40,11 @@ func (f *forwarding) appendRequestHead(b []byte, req *FastRequest, id string) []
 		b = append(b, "Host: "...)
 		b = append(b, head.Host.Bytes(buf)...)
 		b = append(b, '\r', '\n')
+	}
+	if te, ok := head.Field(h1.KindTE); ok && h1.HasToken(te.Bytes(buf), "trailers") {
+		// RFC 9110 §10.1.4: "trailers" says the client accepts them;
+		// passed on as net/http/httputil.ReverseProxy does.
+		b = append(b, "Te: trailers\r\n"...)
 	}
 	b = f.appendForwarding(b, req, id)
 	if head.ContentLength >= 0 {

@@ -117,8 +117,7 @@ func (f *Fast) relay(req *FastRequest, res *h1.Response, uc *h1Conn, t *upstream
 // status and fields without hop-by-hop ones, with this proxy in Via, the
 // request id, a Date when the target sent none, and the framing.
 func (f *Fast) appendResponseHead(b []byte, req *FastRequest, ex *exchange, res *h1.Response, head []byte, bodyless bool, mode int, keepAlive bool) []byte {
-	b = append(b, "HTTP/1.1 "...)
-	b = appendStatus(b, res.Status, res.Reason.Bytes(head))
+	b = appendStatusLine(b, req.Head.Minor, res.Status, res.Reason.Bytes(head))
 	var conn h1.Span
 	hasConn := false
 	for _, fl := range res.Fields {
@@ -169,6 +168,8 @@ func (f *Fast) appendResponseHead(b []byte, req *FastRequest, ex *exchange, res 
 		b = append(b, "Transfer-Encoding: chunked\r\n"...)
 	}
 	switch {
+	case !keepAlive && req.Head.Minor == 0:
+		// closing is what HTTP/1.0 does without keep-alive
 	case !keepAlive:
 		b = append(b, "Connection: close\r\n"...)
 	case req.Head.Minor == 0:
@@ -177,6 +178,18 @@ func (f *Fast) appendResponseHead(b []byte, req *FastRequest, ex *exchange, res 
 		b = append(b, "Connection: keep-alive\r\n"...)
 	}
 	return append(b, '\r', '\n')
+}
+
+// appendStatusLine appends the status line in the client's version, as
+// net/http answers (RFC 9110 §2.5 allows a server to answer HTTP/1.0
+// requests in 1.0).
+func appendStatusLine(b []byte, minor, code int, reason []byte) []byte {
+	if minor == 0 {
+		b = append(b, "HTTP/1.0 "...)
+	} else {
+		b = append(b, "HTTP/1.1 "...)
+	}
+	return appendStatus(b, code, reason)
 }
 
 // appendStatus appends "code reason\r\n": the standard reason phrase, or

@@ -126,26 +126,31 @@ type Options struct {
 	// RequestTimeout bounds the whole request, response body included.
 	// Zero means no limit, so streams and WebSockets are not cut.
 	RequestTimeout time.Duration
+	// BodyReadTimeout bounds the pause between two reads of a request
+	// body (nginx client_body_timeout); the client then gets 408. Zero
+	// means no limit.
+	BodyReadTimeout time.Duration
 }
 
 // Handler forwards requests to one upstream pool. It is an http.Handler,
 // safe for concurrent use, and holds no goroutines of its own: the
 // connection pools belong to Transports.
 type Handler struct {
-	pool    *upstream.Pool
-	sel     Selector
-	health  Health
-	hashKey balance.HashKey // extracted per request for the Selector
-	ut      *upstreamTransport
-	fwd     forwarding
-	log     *slog.Logger
-	obs     Observer
-	maxBody int64
-	timeout time.Duration
-	policy  retryPolicy
-	budget  *retryBudget
-	queue   *waitQueue // nil when no target has max_conns
-	rp      *httputil.ReverseProxy
+	pool     *upstream.Pool
+	sel      Selector
+	health   Health
+	hashKey  balance.HashKey // extracted per request for the Selector
+	ut       *upstreamTransport
+	fwd      forwarding
+	log      *slog.Logger
+	obs      Observer
+	maxBody  int64
+	timeout  time.Duration
+	bodyIdle time.Duration
+	policy   retryPolicy
+	budget   *retryBudget
+	queue    *waitQueue // nil when no target has max_conns
+	rp       *httputil.ReverseProxy
 }
 
 // New returns a Handler for o.Pool, taking its transports from
@@ -172,16 +177,17 @@ func New(o Options) (*Handler, error) {
 		return nil, fmt.Errorf("new proxy: %w", err)
 	}
 	h := &Handler{
-		pool:    o.Pool,
-		sel:     o.Selector,
-		health:  o.Health,
-		ut:      ut,
-		fwd:     forwarding{trusted: clientip.NewTrusted(o.TrustedProxies), via: via},
-		log:     o.Logger,
-		obs:     o.Observer,
-		maxBody: o.MaxRequestBody,
-		timeout: o.RequestTimeout,
-		policy:  newRetryPolicy(cfg),
+		pool:     o.Pool,
+		sel:      o.Selector,
+		health:   o.Health,
+		ut:       ut,
+		fwd:      forwarding{trusted: clientip.NewTrusted(o.TrustedProxies), via: via},
+		log:      o.Logger,
+		obs:      o.Observer,
+		maxBody:  o.MaxRequestBody,
+		timeout:  o.RequestTimeout,
+		bodyIdle: o.BodyReadTimeout,
+		policy:   newRetryPolicy(cfg),
 	}
 	ratio, err := health.ParsePercent(cfg.RetryBudget)
 	if err != nil {
@@ -313,6 +319,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if body != nil && body != http.NoBody {
 			body = http.MaxBytesReader(w, body, maxBody)
 		}
+	}
+	if h.bodyIdle > 0 && body != nil && body != http.NoBody {
+		body = &idleBody{ReadCloser: body, rc: http.NewResponseController(w), idle: h.bodyIdle}
 	}
 	ctx := context.WithValue(r.Context(), exchangeKey{}, ex)
 	if timeout > 0 {
@@ -475,6 +484,20 @@ func (b *watchedBody) Read(p []byte) (int, error) {
 		}
 	}
 	return n, err
+}
+
+// idleBody is a request body read with a deadline renewed before each
+// read: a client that pauses longer than idle fails the read (a timeout,
+// answered 408) instead of holding the target's connection.
+type idleBody struct {
+	io.ReadCloser
+	rc   *http.ResponseController
+	idle time.Duration
+}
+
+func (b *idleBody) Read(p []byte) (int, error) {
+	_ = b.rc.SetReadDeadline(time.Now().Add(b.idle))
+	return b.ReadCloser.Read(p)
 }
 
 // bufferPool recycles ReverseProxy's copy buffers.

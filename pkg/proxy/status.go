@@ -68,7 +68,8 @@ func (e *localError) Unwrap() error { return e.err }
 //
 //   - client went away: StatusClientClosedRequest, for the logs only;
 //   - request body over MaxRequestBody: 413 (RFC 9110 §15.5.14);
-//   - request body unreadable (malformed chunking): 400;
+//   - request body unreadable (malformed chunking): 400; paused past
+//     timeouts.body_read: 408;
 //   - no eligible target, every eligible target at its max_conns, or
 //     this machine out of a resource (file descriptors, memory, ports):
 //     503 (RFC 9110 §15.6.4: temporary overload, not the target's fault);
@@ -88,6 +89,11 @@ func statusFor(err error) int {
 	case errors.As(err, &tooLarge):
 		return http.StatusRequestEntityTooLarge
 	case errors.As(err, &bodyErr):
+		if errors.As(err, &netErr) && netErr.Timeout() {
+			// The client paused its body past timeouts.body_read
+			// (RFC 9110 §15.5.9).
+			return http.StatusRequestTimeout
+		}
 		return http.StatusBadRequest
 	case errors.Is(err, errNoTarget), errors.Is(err, errCapacity), errors.As(err, &localErr):
 		return http.StatusServiceUnavailable

@@ -342,6 +342,9 @@ func (s *fastServer) serveRequest(fc *fastConn, buf []byte) ([]byte, bool, bool)
 	res := fwd.Serve(req)
 	req.Scratch = res.Scratch
 	srv.metrics.Request(fc.info.Route, fc.info.Upstream, res.Status, start, res.Bytes)
+	if res.Status == http.StatusRequestTimeout {
+		srv.metrics.BodyTimeout()
+	}
 	s.logAccess(g, fc, buf, start, res)
 	if !res.Reusable {
 		return buf, false, false

@@ -128,6 +128,8 @@ func newGeneration(cfg *config.Config, d buildDeps) (*generation, error) {
 			Now:            d.now,
 			MaxRequestBody: cfg.Limits.MaxRequestBody,
 			RequestTimeout: cfg.Timeouts.Request,
+			// fastpath.go: the same default on both engines
+			BodyReadTimeout: orDefault(cfg.Timeouts.BodyRead, defaultBodyIdle),
 		})
 		if err != nil {
 			return nil, fmt.Errorf("upstream %q: %w", name, err)

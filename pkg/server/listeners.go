@@ -56,7 +56,7 @@ func newProtocolServer(o protocolOptions) protocolServer {
 	default: // config.ProtocolHTTP, config.ProtocolHTTPS: validated by config
 		// policy.go: listener access; conncap.go: max_conns
 		o.handler = stampListener(o.lc, nil, o.handler)
-		if o.lc.Protocol == config.ProtocolHTTP && o.srv != nil {
+		if o.lc.Protocol == config.ProtocolHTTP && o.srv != nil && (o.lc.FastPath == nil || *o.lc.FastPath) {
 			// fastpath.go: HTTP/1.1 without net/http where it can.
 			return capConns(o.lc, newFastServer(o, newHTTPServer(o)))
 		}
