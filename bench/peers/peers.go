@@ -105,6 +105,8 @@ func Specs(nginxStream string) []Spec {
 		nginx[CapTCP] = "stream module not installed (libnginx-mod-stream)"
 	}
 	caddy := all()
+	caddy[CapGzip] = ""
+	caddy[CapZstd] = ""
 	caddy[CapCache] = "no cache module in Debian's caddy"
 	caddy[CapTCP] = "no layer4 module in Debian's caddy"
 	return []Spec{
