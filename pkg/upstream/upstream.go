@@ -363,7 +363,9 @@ func (r *Registry) state(key string) *State {
 }
 
 // Retain drops the state of every address not in keep (the URLs of the
-// targets of the current pools), so that removed targets do not leak.
+// current targets of the current pools), so that removed targets do not
+// leak. Addresses that DNS stopped returning are dropped at the next
+// reload: until then their state is kept in case they come back.
 func (r *Registry) Retain(pools []*Pool) {
 	keep := make(map[string]bool)
 	for _, p := range pools {
