@@ -57,6 +57,11 @@ const (
 	// CapRateLimitRedis is CapRateLimit with the limit kept in Redis
 	// (state.redis), one round trip per request.
 	CapRateLimitRedis Capability = "ratelimit-redis"
+	// CapGzip is HTTP/1.1 with the response compressed by the proxy
+	// with gzip at level 5 (handoff's level; nginx gzip_comp_level 5).
+	CapGzip Capability = "gzip"
+	// CapZstd is CapGzip with zstd (handoff only: nginx has no zstd).
+	CapZstd Capability = "zstd"
 )
 
 // Peer names.
@@ -91,11 +96,17 @@ func Specs(nginxStream string) []Spec {
 	handoff := all()
 	handoff[CapRateLimit] = ""
 	handoff[CapRateLimitRedis] = ""
+	handoff[CapGzip] = ""
+	handoff[CapZstd] = ""
 	nginx := all()
+	nginx[CapGzip] = ""
+	nginx[CapZstd] = "no zstd module in Debian's nginx"
 	if nginxStream == "" {
 		nginx[CapTCP] = "stream module not installed (libnginx-mod-stream)"
 	}
 	caddy := all()
+	caddy[CapGzip] = ""
+	caddy[CapZstd] = ""
 	caddy[CapCache] = "no cache module in Debian's caddy"
 	caddy[CapTCP] = "no layer4 module in Debian's caddy"
 	return []Spec{

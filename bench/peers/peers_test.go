@@ -157,6 +157,22 @@ func checkCap(t *testing.T, ctx context.Context, peer string, cp Capability, ep 
 		if err != nil || r.Ops <= 0 {
 			t.Fatalf("tcp: %+v, %v", r, err)
 		}
+	case CapGzip, CapZstd:
+		// Transport.DisableCompression: see the encoding, do not undo it.
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+ep.HTTP+origin.PathText100K, nil)
+		req.Header.Set("Accept-Encoding", string(cp))
+		tr := &http.Transport{DisableCompression: true}
+		defer tr.CloseIdleConnections()
+		resp, err := tr.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 || resp.Header.Get("Content-Encoding") != string(cp) || len(b) >= 100<<10 {
+			t.Fatalf("status %d, Content-Encoding %q, %d bytes; want 200, %s, compressed", resp.StatusCode, resp.Header.Get("Content-Encoding"), len(b), cp)
+		}
+		t.Logf("%s: 100 KiB text in %d bytes", cp, len(b))
 	case CapRateLimit, CapRateLimitRedis:
 		// Needs a differently configured peer: TestHandoffRateLimit.
 		t.Skip("covered by TestHandoffRateLimit")

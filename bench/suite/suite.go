@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -61,6 +62,10 @@ type Scenario struct {
 	Headers []string
 	// PostBody is the size of a POST body; zero means GET.
 	PostBody int
+	// Encoding is the Content-Encoding the peer must answer with,
+	// checked once before the run, so that a peer that does not
+	// compress is never measured as if it did. Empty means no check.
+	Encoding string
 }
 
 // Scenarios returns every scenario in report order.
@@ -81,6 +86,11 @@ func Scenarios() []Scenario {
 		{Name: "tls-h1-get-1k", Title: "TLS termination, HTTP/1.1 keep-alive GET 1 KiB", Cap: peers.CapTLS, Tool: ToolWrk, Path: origin.Path1K, TLS: true},
 		{Name: "cache-hit-1k", Title: "Cache hit 1 KiB", Cap: peers.CapCache, Tool: ToolWrk, Path: origin.PathCache1K},
 		{Name: "cache-hit-100k", Title: "Cache hit 100 KiB", Cap: peers.CapCache, Tool: ToolWrk, Path: origin.PathCache100K},
+		// A 100 KiB text body compressed by the proxy (the backend sends
+		// it plain): handoff's route compression vs nginx gzip on, both at
+		// gzip level 5; zstd is handoff only.
+		{Name: "h1-gzip-100k", Title: "HTTP/1.1 keep-alive GET 100 KiB text, gzip by the proxy", Cap: peers.CapGzip, Tool: ToolWrk, Path: origin.PathText100K, Headers: []string{"Accept-Encoding: gzip"}, Encoding: "gzip"},
+		{Name: "h1-zstd-100k", Title: "HTTP/1.1 keep-alive GET 100 KiB text, zstd by the proxy", Cap: peers.CapZstd, Tool: ToolWrk, Path: origin.PathText100K, Headers: []string{"Accept-Encoding: zstd"}, Encoding: "zstd"},
 		{Name: "ws-echo", Title: "WebSocket echo (64 B messages)", Cap: peers.CapWebSocket, Tool: ToolWS, Path: origin.PathWebSocket},
 		{Name: "l4-tcp", Title: "L4 TCP throughput", Cap: peers.CapTCP, Tool: ToolTCP},
 		// handoff only: the same requests as h1-get-1k through a route
@@ -357,6 +367,11 @@ func (o *Options) runOne(ctx context.Context, p plan, be peers.Backend, files se
 	}
 	defer proc.Stop()
 
+	if p.sc.Encoding != "" {
+		if err := checkEncoding(ctx, p.sc, proc.Endpoints); err != nil {
+			return report.Sample{}, err
+		}
+	}
 	if o.Warmup > 0 {
 		if _, err := o.drive(ctx, p.sc, proc.Endpoints, dir, max(o.Warmup, time.Second)); err != nil {
 			return report.Sample{}, fmt.Errorf("warm-up: %w", err)
@@ -391,6 +406,35 @@ func (o *Options) runOne(ctx context.Context, p plan, be peers.Backend, files se
 	default:
 	}
 	return smp, nil
+}
+
+// checkEncoding fetches the scenario's path once and fails unless the
+// answer is a 200 with the scenario's Content-Encoding.
+func checkEncoding(ctx context.Context, sc Scenario, ep peers.Endpoints) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+ep.HTTP+sc.Path, nil)
+	if err != nil {
+		return fmt.Errorf("check encoding: %w", err)
+	}
+	for _, h := range sc.Headers {
+		k, v, _ := strings.Cut(h, ":")
+		req.Header.Set(strings.TrimSpace(k), strings.TrimSpace(v))
+	}
+	// DisableCompression: the check must see the encoding, not undo it.
+	tr := &http.Transport{DisableCompression: true}
+	defer tr.CloseIdleConnections()
+	res, err := tr.RoundTrip(req)
+	if err != nil {
+		return fmt.Errorf("check encoding: %w", err)
+	}
+	defer res.Body.Close()
+	n, _ := io.Copy(io.Discard, res.Body)
+	if got := res.Header.Get("Content-Encoding"); res.StatusCode != http.StatusOK || got != sc.Encoding {
+		return fmt.Errorf("check encoding: status %d, Content-Encoding %q; want 200 and %q", res.StatusCode, got, sc.Encoding)
+	}
+	if n >= 100<<10 {
+		return fmt.Errorf("check encoding: %d bytes, not compressed", n)
+	}
+	return nil
 }
 
 // rateLimit is the rate limit a scenario of capability c puts on

@@ -169,13 +169,13 @@ func status(p *upstream.Pool, now time.Time) UpstreamStatus {
 	s := UpstreamStatus{
 		Name:     p.Name,
 		Strategy: p.Strategy,
-		Total:    len(p.Targets),
-		Targets:  make([]upstream.Snapshot, 0, len(p.Targets)),
+		Total:    len(p.Targets()),
+		Targets:  make([]upstream.Snapshot, 0, len(p.Targets())),
 	}
 	if s.Strategy == "" {
 		s.Strategy = config.StrategyRoundRobin
 	}
-	for _, t := range p.Targets {
+	for _, t := range p.Targets() {
 		snap := t.Snapshot(now)
 		if snap.Healthy {
 			s.Healthy++

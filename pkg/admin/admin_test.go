@@ -146,8 +146,8 @@ func TestUpstreams(t *testing.T) {
 	}
 	web := newPool("web", "", "10.0.1.1:8080")
 	api := newPool("api", config.StrategyLeastConn, "10.0.0.1:80", "https://api.internal", "10.0.0.3:80")
-	api.Targets[1].MarkFailed(base, 30*time.Second)
-	release := api.Targets[0].Acquire()
+	api.Targets()[1].MarkFailed(base, 30*time.Second)
+	release := api.Targets()[0].Acquire()
 	defer release()
 
 	srv := serve(t, Options{

@@ -117,41 +117,55 @@ var (
 
 // New returns the Selector for p with the named strategy (see
 // ParseStrategy; empty means round_robin). The hash strategy hashes
-// hashKey (see ParseHashKey); other strategies ignore it. The Selector
-// keeps p.Targets; the pool is immutable, so a reload builds a new pool
-// and a new Selector.
+// hashKey (see ParseHashKey); other strategies ignore it. For a pool of
+// fixed targets the Selector keeps p.Targets(); for a Resolving pool it
+// follows the pool's list, building the strategy again for each new list
+// (dynamic.go), and a pool that has no target yet is not an error.
 func New(p *upstream.Pool, strategy, hashKey string, opts Options) (Selector, error) {
-	if p == nil || len(p.Targets) == 0 {
+	if p == nil || (len(p.Targets()) == 0 && !p.Resolving()) {
 		name := ""
 		if p != nil {
 			name = p.Name
 		}
 		return nil, fmt.Errorf("new selector for %q: %w", name, ErrNoTargets)
 	}
-	rnd := opts.Rand
-	if rnd == nil {
-		rnd = rand.Uint64
+	if opts.Rand == nil {
+		opts.Rand = rand.Uint64
 	}
-	targets := p.Targets
+	var key HashKey
 	switch strategy {
-	case "", StrategyRoundRobin:
-		return newRoundRobin(targets), nil
-	case StrategyWeightedRoundRobin:
-		return newWeightedRoundRobin(targets), nil
-	case StrategyLeastConn:
-		return newLeastConn(targets, rnd), nil
-	case StrategyRandom:
-		return newRandom(targets, rnd), nil
-	case StrategyP2C:
-		return newP2C(targets, rnd), nil
+	case "", StrategyRoundRobin, StrategyWeightedRoundRobin, StrategyLeastConn, StrategyRandom, StrategyP2C:
 	case StrategyHash:
-		key, err := ParseHashKey(hashKey)
+		k, err := ParseHashKey(hashKey)
 		if err != nil {
 			return nil, fmt.Errorf("new selector for %q: %w", p.Name, err)
 		}
-		return newHash(targets, key), nil
+		key = k
 	default:
 		return nil, fmt.Errorf("new selector for %q: %w %q", p.Name, ErrUnknownStrategy, strategy)
+	}
+	mk := func(targets []*upstream.Target) Selector { return build(targets, strategy, key, opts.Rand) }
+	if p.Resolving() {
+		return newDynamic(p, mk), nil
+	}
+	return mk(p.Targets()), nil
+}
+
+// build returns the strategy over a fixed, non-empty list of targets.
+func build(targets []*upstream.Target, strategy string, key HashKey, rnd func() uint64) Selector {
+	switch strategy {
+	case StrategyWeightedRoundRobin:
+		return newWeightedRoundRobin(targets)
+	case StrategyLeastConn:
+		return newLeastConn(targets, rnd)
+	case StrategyRandom:
+		return newRandom(targets, rnd)
+	case StrategyP2C:
+		return newP2C(targets, rnd)
+	case StrategyHash:
+		return newHash(targets, key)
+	default:
+		return newRoundRobin(targets)
 	}
 }
 

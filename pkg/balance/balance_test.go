@@ -225,7 +225,7 @@ func strategyCases(t testing.TB, weights ...int) []struct {
 func TestIneligibleNeverPicked(t *testing.T) {
 	for _, tc := range strategyCases(t, 5, 1, 1, 3) {
 		t.Run(tc.name, func(t *testing.T) {
-			ts := tc.pool.Targets
+			ts := tc.pool.Targets()
 			skip := []*upstream.Target{ts[0], ts[3]}
 			got := tally(t, tc.sel, 10_000, newRequest(), except(skip...))
 			for _, s := range skip {
@@ -256,7 +256,7 @@ func TestNilWhenNoneEligible(t *testing.T) {
 func TestOnlyEligibleTargetIsPicked(t *testing.T) {
 	for _, tc := range strategyCases(t, 3, 1, 1, 1) {
 		t.Run(tc.name, func(t *testing.T) {
-			only := tc.pool.Targets[2]
+			only := tc.pool.Targets()[2]
 			eligible := func(t *upstream.Target) bool { return t == only }
 			for range 100 {
 				if got := tc.sel.Select(newRequest(), eligible); got != only {
@@ -303,7 +303,7 @@ func TestConcurrentSelect(t *testing.T) {
 		t.Run(st, func(t *testing.T) {
 			p := newPool(t, st, "", 3, 1, 2, 1)
 			s := mustNew(t, p, Options{}) // default generator: concurrency safe
-			banned := p.Targets[1]
+			banned := p.Targets()[1]
 			eligible := except(banned)
 			var wg sync.WaitGroup
 			errs := make(chan error, 8)
@@ -327,7 +327,7 @@ func TestConcurrentSelect(t *testing.T) {
 			for err := range errs {
 				t.Error(err)
 			}
-			for _, tg := range p.Targets {
+			for _, tg := range p.Targets() {
 				if tg.InFlight() != 0 {
 					t.Errorf("%s in flight = %d after all releases", tg.Address, tg.InFlight())
 				}
@@ -367,7 +367,7 @@ func TestSelectDoesNotAllocate(t *testing.T) {
 			r.Header.Set("Cookie", "a=1; sid=abc; b=2")
 			var eligible func(*upstream.Target) bool
 			if !tt.eligible {
-				eligible = except(p.Targets[0], p.Targets[3])
+				eligible = except(p.Targets()[0], p.Targets()[3])
 			}
 			k := s.keyOf(r)
 			allocs := testing.AllocsPerRun(1000, func() {
@@ -452,7 +452,7 @@ func BenchmarkSelect(b *testing.B) {
 			p := newPool(b, st, "", 3, 1, 1, 2, 1, 1, 4, 1, 1, 1)
 			s := mustNew(b, p, Options{})
 			r := newRequest()
-			tried := p.Targets[4]
+			tried := p.Targets()[4]
 			eligible := func(t *upstream.Target) bool { return t != tried }
 			b.ReportAllocs()
 			for b.Loop() {

@@ -174,7 +174,7 @@ func TestHashRemovingTargetMovesOnlyItsKeys(t *testing.T) {
 func TestHashIneligibleMovesOnlyItsKeys(t *testing.T) {
 	const keys = 10_000
 	p, s := hashPool(t, addrs(4), []int{1, 2, 1, 1})
-	out := p.Targets[1]
+	out := p.Targets()[1]
 	base := assign(t, s, keys, nil)
 	during := assign(t, s, keys, except(out))
 	for i := range base {

@@ -38,12 +38,12 @@ func TestLeastConnPicksLeastLoaded(t *testing.T) {
 			p := newPool(t, StrategyLeastConn, "", tt.weights...)
 			s := mustNew(t, p, Options{Rand: seeded(7)})
 			for i, n := range tt.inFlight {
-				defer load(p.Targets[i], n)()
+				defer load(p.Targets()[i], n)()
 			}
-			eligible := except(pick(p.Targets, tt.skip...)...)
+			eligible := except(pick(p.Targets(), tt.skip...)...)
 			for range 100 {
-				if got := s.Select(newRequest(), eligible); got != p.Targets[tt.want] {
-					t.Fatalf("Select = %s, want %s", got.Address, p.Targets[tt.want].Address)
+				if got := s.Select(newRequest(), eligible); got != p.Targets()[tt.want] {
+					t.Fatalf("Select = %s, want %s", got.Address, p.Targets()[tt.want].Address)
 				}
 			}
 		})
@@ -72,13 +72,13 @@ func TestLeastConnFollowsLoad(t *testing.T) {
 	}
 	// 40 requests over weights 2:1:1 held open: 20, 10, 10.
 	for i, want := range []int64{20, 10, 10} {
-		if got := p.Targets[i].InFlight(); got != want {
-			t.Errorf("%s in flight = %d, want %d", p.Targets[i].Address, got, want)
+		if got := p.Targets()[i].InFlight(); got != want {
+			t.Errorf("%s in flight = %d, want %d", p.Targets()[i].Address, got, want)
 		}
 	}
 	// Free three requests on target c: it is now the least loaded and
 	// must get the next three.
-	c := p.Targets[2]
+	c := p.Targets()[2]
 	for _, rel := range byTarget[c][:3] {
 		rel()
 	}
@@ -120,7 +120,7 @@ func TestLeastConnTiesAreSpread(t *testing.T) {
 			p := newPool(t, StrategyLeastConn, "", tt.weights...)
 			s := mustNew(t, p, Options{Rand: seeded(11)})
 			for i, n := range tt.inFlight {
-				defer load(p.Targets[i], n)()
+				defer load(p.Targets()[i], n)()
 			}
 			const n = 100_000
 			assertShares(t, tally(t, s, n, newRequest(), nil), n, tt.want, 0.01)

@@ -23,9 +23,9 @@ func TestP2CNeverPicksTheMoreLoaded(t *testing.T) {
 			p := newPool(t, StrategyP2C, "", tt.weights...)
 			s := mustNew(t, p, Options{Rand: seeded(9)})
 			for i, n := range tt.inFlight {
-				defer load(p.Targets[i], n)()
+				defer load(p.Targets()[i], n)()
 			}
-			got := tally(t, s, 20_000, newRequest(), except(pick(p.Targets, tt.skip...)...))
+			got := tally(t, s, 20_000, newRequest(), except(pick(p.Targets(), tt.skip...)...))
 			for _, i := range tt.never {
 				if c := got[addr(i)]; c != 0 {
 					t.Errorf("%s picked %d times, want never: %v", addr(i), c, got)
@@ -69,10 +69,10 @@ func TestP2CShares(t *testing.T) {
 			p := newPool(t, StrategyP2C, "", tt.weights...)
 			s := mustNew(t, p, Options{Rand: seeded(13)})
 			for i, n := range tt.inFlight {
-				defer load(p.Targets[i], n)()
+				defer load(p.Targets()[i], n)()
 			}
 			const n = 100_000
-			got := tally(t, s, n, newRequest(), except(pick(p.Targets, tt.skip...)...))
+			got := tally(t, s, n, newRequest(), except(pick(p.Targets(), tt.skip...)...))
 			assertShares(t, got, n, tt.want, 0.01)
 		})
 	}
@@ -84,7 +84,7 @@ func TestP2CCandidatesAreDistinct(t *testing.T) {
 	// the loaded one whenever both draws land on it.
 	p := newPool(t, StrategyP2C, "", 100, 1)
 	s := mustNew(t, p, Options{Rand: seeded(17)})
-	defer load(p.Targets[0], 1)()
+	defer load(p.Targets()[0], 1)()
 	got := tally(t, s, 10_000, newRequest(), nil)
 	if got[addr(0)] != 0 {
 		t.Fatalf("loaded heavy target picked %d times, want never: %v", got[addr(0)], got)

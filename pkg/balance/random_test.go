@@ -33,7 +33,7 @@ func TestRandomShares(t *testing.T) {
 			p := newPool(t, StrategyRandom, "", tt.weights...)
 			s := mustNew(t, p, Options{Rand: seeded(42)})
 			const n = 100_000
-			got := tally(t, s, n, newRequest(), except(pick(p.Targets, tt.skip...)...))
+			got := tally(t, s, n, newRequest(), except(pick(p.Targets(), tt.skip...)...))
 			assertShares(t, got, n, tt.want, 0.01)
 		})
 	}
@@ -56,5 +56,5 @@ func TestRandomManyTargets(t *testing.T) {
 		delete(want, addr(i))
 	}
 	const n = 200_000
-	assertShares(t, tally(t, s, n, newRequest(), except(pick(p.Targets, skip...)...)), n, want, 0.003)
+	assertShares(t, tally(t, s, n, newRequest(), except(pick(p.Targets(), skip...)...)), n, want, 0.003)
 }

@@ -9,7 +9,7 @@ func TestRoundRobinOrder(t *testing.T) {
 	s := mustNew(t, p, Options{})
 	r := newRequest()
 	for i := range 9 {
-		want := p.Targets[i%3]
+		want := p.Targets()[i%3]
 		if got := s.Select(r, nil); got != want {
 			t.Fatalf("pick %d = %s, want %s", i, got.Address, want.Address)
 		}
@@ -48,7 +48,7 @@ func TestRoundRobinShares(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			p := newPool(t, StrategyRoundRobin, "", tt.weights...)
 			s := mustNew(t, p, Options{})
-			eligible := except(pick(p.Targets, tt.skip...)...)
+			eligible := except(pick(p.Targets(), tt.skip...)...)
 			const n = 30_000
 			assertShares(t, tally(t, s, n, newRequest(), eligible), n, tt.want, 0.001)
 		})

@@ -18,7 +18,7 @@ func sequence(t *testing.T, s reqSelector, p *testPool, n int, eligible func(*up
 		if got == nil {
 			t.Fatalf("Select returned nil")
 		}
-		for i, tg := range p.Targets {
+		for i, tg := range p.Targets() {
 			if tg == got {
 				b.WriteByte(byte('a' + i))
 			}
@@ -46,7 +46,7 @@ func TestWeightedRoundRobinSmoothSequence(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			p := newPool(t, StrategyWeightedRoundRobin, "", tt.weights...)
 			s := mustNew(t, p, Options{})
-			got := sequence(t, s, p, len(tt.want), except(pick(p.Targets, tt.skip...)...))
+			got := sequence(t, s, p, len(tt.want), except(pick(p.Targets(), tt.skip...)...))
 			if got != tt.want {
 				t.Fatalf("sequence = %s, want %s", got, tt.want)
 			}

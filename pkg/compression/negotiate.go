@@ -1,4 +1,4 @@
-// Package compression owns response compression (gzip, zstd): which
+// Package compression owns response compression (gzip, zstd, brotli): which
 // coding a client accepts (Accept-Encoding with q-values, RFC 9110
 // §12.5.3), which responses are worth compressing, and a ResponseWriter
 // that compresses a response as it streams, flushing when asked (SSE).
@@ -14,13 +14,16 @@ import (
 
 // Codings this package can produce, as Content-Encoding names them.
 const (
-	Gzip = "gzip"
-	Zstd = "zstd"
+	Gzip   = "gzip"
+	Zstd   = "zstd"
+	Brotli = "br" // RFC 7932
 )
 
 // Codings returns the supported codings in the server's order of
-// preference, used to break ties between equal q-values.
-func Codings() []string { return []string{Zstd, Gzip} }
+// preference, used to break ties between equal q-values: zstd (fastest
+// for its ratio), then brotli (smaller than gzip, slower), then gzip
+// (every client has it).
+func Codings() []string { return []string{Zstd, Brotli, Gzip} }
 
 // Negotiate returns the coding of offered (in the server's preference
 // order) that the Accept-Encoding field values accept with the highest

@@ -21,7 +21,13 @@ func TestNegotiate(t *testing.T) {
 		{name: "star but not gzip", accept: []string{"gzip;q=0, *"}, offered: []string{Gzip}, want: ""},
 		{name: "named beats star", accept: []string{"*;q=0.1, gzip;q=0.9"}, want: Gzip},
 		{name: "identity only", accept: []string{"identity"}, want: ""},
-		{name: "two lines", accept: []string{"br", "GZIP ; Q=1.0"}, want: Gzip},
+		{name: "two lines", accept: []string{"br;q=0.5", "GZIP ; Q=1.0"}, want: Gzip},
+		{name: "br", accept: []string{"br"}, want: Brotli},
+		{name: "br before gzip on a tie", accept: []string{"gzip, br"}, want: Brotli},
+		{name: "br q decides", accept: []string{"br;q=0.3, gzip;q=0.4"}, want: Gzip},
+		{name: "br not offered", accept: []string{"br"}, offered: []string{Zstd, Gzip}, want: ""},
+		{name: "br refused star", accept: []string{"br;q=0, zstd;q=0, *"}, want: Gzip},
+		{name: "br case", accept: []string{"BR;Q=0.9, gzip;q=0.8"}, want: Brotli},
 		{name: "malformed q is zero", accept: []string{"gzip;q=abc, zstd;q=2"}, want: ""},
 		{name: "offered order breaks ties", accept: []string{"zstd, gzip"}, offered: []string{Gzip, Zstd}, want: Gzip},
 	} {
@@ -55,7 +61,7 @@ func FuzzNegotiate(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, accept string) {
 		got := Negotiate([]string{accept}, Codings())
-		if got != "" && got != Gzip && got != Zstd {
+		if got != "" && got != Gzip && got != Zstd && got != Brotli {
 			t.Fatalf("Negotiate(%q) = %q", accept, got)
 		}
 		if got != "" {

@@ -4,6 +4,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/handoff-proxy/handoff/pkg/upstream"
 )
 
 // Built-in defaults; types.go documents each where it says what zero
@@ -93,6 +95,7 @@ func (c *Config) ApplyDefaults() {
 		setDefault(&u.Queue.Timeout, defaultQueueTimeout)
 		setDefault(&u.FailTimeout, defaultFailTimeout)
 		setDefault(&u.MaxIdlePerTarget, defaultMaxIdlePerTarget)
+		setDefault(&u.ResolveEvery, upstream.DefaultResolveEvery)
 		setDefault(&u.Timeouts.Dial, defaultDial)
 		setDefault(&u.Timeouts.TLSHandshake, defaultTLSHandshake)
 		setDefault(&u.Timeouts.ResponseHeader, defaultResponseHeader)

@@ -82,8 +82,8 @@ type RouteTimeouts struct {
 // RouteCompress compresses a route's responses for clients that accept
 // it: compressible types only, never twice, never ranges or no-transform.
 type RouteCompress struct {
-	// Codings offered, in order of preference: zstd, gzip. Empty means
-	// both, zstd first.
+	// Codings offered, in order of preference: zstd, br (brotli), gzip.
+	// Empty means all three, in that order.
 	Codings []string `koanf:"codings" json:"codings,omitempty" yaml:"codings,omitempty"`
 	// MinSize is the smallest body compressed, in bytes. Zero means 1024.
 	MinSize int `koanf:"min_size" json:"min_size,omitempty" yaml:"min_size,omitempty"`

@@ -210,6 +210,14 @@ type Upstream struct {
 	HashKey string `koanf:"hash_key" json:"hash_key,omitempty" yaml:"hash_key,omitempty"`
 	// Targets of the pool. At least one.
 	Targets []Target `koanf:"targets" json:"targets" yaml:"targets"`
+	// ResolveEvery is how often targets given by host name or SRV record
+	// are looked up again in DNS; each address found is a target. A
+	// failed lookup keeps the last good targets. Zero means 30s.
+	ResolveEvery time.Duration `koanf:"resolve_every" json:"resolve_every" yaml:"resolve_every"`
+	// Resolver is the DNS server ("ip[:port]", port 53 by default) asked
+	// for this upstream's targets. Empty means the system resolver
+	// (/etc/resolv.conf).
+	Resolver string `koanf:"resolver" json:"resolver,omitempty" yaml:"resolver,omitempty"`
 	// TLS settings for https:// targets.
 	TLS UpstreamTLS `koanf:"tls" json:"tls" yaml:"tls"`
 	// ProxyProtocol sends a PROXY header on each new connection to
@@ -261,8 +269,15 @@ type Upstream struct {
 type Target struct {
 	// Address is "host:port" (plain HTTP/1.1), "http://host:port",
 	// "https://host[:port]" (TLS, HTTP/2 when the server offers it by
-	// ALPN) or "h2c://host:port" (HTTP/2 with prior knowledge).
+	// ALPN) or "h2c://host:port" (HTTP/2 with prior knowledge). A host
+	// name is looked up every resolve_every, except for https:// without
+	// tls.server_name (then it is dialed by name). Empty when SRV is set.
 	Address string `koanf:"address" json:"address" yaml:"address"`
+	// SRV is a DNS SRV name, "[scheme://]_service._proto.name" (scheme
+	// http by default), whose records of the lowest priority are the
+	// targets, with their port and weight (0 counts as 1; Weight is
+	// ignored). Empty means Address is the target.
+	SRV string `koanf:"srv" json:"srv,omitempty" yaml:"srv,omitempty"`
 	// Weight for weighted strategies. Zero means 1.
 	Weight int `koanf:"weight" json:"weight" yaml:"weight"`
 	// MaxConns caps the requests in flight to this target. Zero means

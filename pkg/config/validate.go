@@ -277,8 +277,12 @@ func (v *validator) upstreams(c *Config) {
 		seen := make(map[string]int)
 		for i, t := range u.Targets {
 			tkey := indexKey(joinKey(key, "targets"), i)
+			if t.SRV != "" {
+				v.srvTarget(tkey, t, i, seen)
+				continue
+			}
 			if t.Address == "" {
-				v.errs.add(joinKey(tkey, "address"), "required")
+				v.errs.add(joinKey(tkey, "address"), "required (or srv)")
 				continue
 			}
 			tu, err := upstream.ParseAddress(t.Address)
@@ -293,6 +297,7 @@ func (v *validator) upstreams(c *Config) {
 				seen[norm] = i
 			}
 		}
+		v.dns(key, u)
 		tlsKey := joinKey(key, "tls")
 		if u.TLS.CA != "" {
 			if err := checkCA(u.TLS.CA); err != nil {
@@ -307,6 +312,34 @@ func (v *validator) upstreams(c *Config) {
 		}
 		if u.Queue.Size > 0 && u.MaxConns == 0 && !anyMaxConns(u.Targets) {
 			v.warns.add(joinKey(key, "queue.size"), "ignored: no max_conns is set, so no request ever waits")
+		}
+	}
+}
+
+// srvTarget checks a target given by SRV record.
+func (v *validator) srvTarget(tkey string, t Target, i int, seen map[string]int) {
+	if t.Address != "" {
+		v.errs.add(joinKey(tkey, "srv"), "set either address or srv, not both")
+		return
+	}
+	scheme, name, err := upstream.ParseSRV(t.SRV)
+	if err != nil {
+		v.errs.add(joinKey(tkey, "srv"), "%v", err)
+		return
+	}
+	norm := "srv+" + scheme + "://" + strings.ToLower(strings.TrimSuffix(name, "."))
+	if j, dup := seen[norm]; dup {
+		v.errs.add(joinKey(tkey, "srv"), "same SRV name as targets[%d]", j)
+	} else {
+		seen[norm] = i
+	}
+}
+
+// dns checks how an upstream's host names are looked up.
+func (v *validator) dns(key string, u Upstream) {
+	if u.Resolver != "" {
+		if _, err := upstream.ParseResolver(u.Resolver); err != nil {
+			v.errs.add(joinKey(key, "resolver"), "%v", err)
 		}
 	}
 }

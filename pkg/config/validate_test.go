@@ -170,6 +170,18 @@ func TestValidate(t *testing.T) {
 		{name: "duplicate target", mutate: func(c *Config) {
 			setUpstream(c, "api", func(u *Upstream) { u.Targets = append(u.Targets, Target{Address: "http://127.0.0.1:9001"}) })
 		}, key: "upstreams.api.targets[1].address", msg: "same target as targets[0] (http://127.0.0.1:9001)"},
+		{name: "srv and address", mutate: func(c *Config) { setUpstream(c, "api", func(u *Upstream) { u.Targets[0].SRV = "_http._tcp.x" }) },
+			key: "upstreams.api.targets[0].srv", msg: "either address or srv"},
+		{name: "srv name", mutate: func(c *Config) {
+			setUpstream(c, "api", func(u *Upstream) { u.Targets[0] = Target{SRV: "svc.example"} })
+		}, key: "upstreams.api.targets[0].srv", msg: "_service._proto"},
+		{name: "duplicate srv", mutate: func(c *Config) {
+			setUpstream(c, "api", func(u *Upstream) { u.Targets = []Target{{SRV: "_http._tcp.x"}, {SRV: "_http._tcp.X."}} })
+		}, key: "upstreams.api.targets[1].srv", msg: "same SRV name as targets[0]"},
+		{name: "resolver", mutate: func(c *Config) { setUpstream(c, "api", func(u *Upstream) { u.Resolver = "dns.example" }) },
+			key: "upstreams.api.resolver", msg: "not an IP address"},
+		{name: "negative resolve_every", mutate: func(c *Config) { setUpstream(c, "api", func(u *Upstream) { u.ResolveEvery = -time.Second }) },
+			key: "upstreams.api.resolve_every", msg: "must not be negative"},
 		{name: "negative weight", mutate: func(c *Config) { setUpstream(c, "api", func(u *Upstream) { u.Targets[0].Weight = -1 }) },
 			key: "upstreams.api.targets[0].weight", msg: "must not be negative"},
 		{name: "retry and capacity settings", mutate: func(c *Config) {

@@ -79,7 +79,7 @@ func jittered(d time.Duration, share float64) time.Duration {
 // checkAll probes every target concurrently and records the results.
 func (c *Checker) checkAll(ctx context.Context, p *prober) {
 	var wg sync.WaitGroup
-	for t, rec := range c.recs {
+	for t, rec := range c.set().recs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -87,11 +87,12 @@ func (c *Checker) apply(v state.Verdict) {
 	if v.Upstream != c.o.Upstream || v.Holder == c.o.Holder {
 		return
 	}
-	t := c.byKey[v.Target]
+	set := c.set()
+	t := set.byKey[v.Target]
 	if t == nil {
 		return
 	}
-	rec := c.recs[t]
+	rec := set.recs[t]
 	now := c.now()
 	rec.mu.Lock()
 	defer rec.mu.Unlock()

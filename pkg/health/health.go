@@ -140,8 +140,10 @@ type Checker struct {
 	now     func() time.Time
 	log     *slog.Logger
 	passive PassiveSpec
-	recs    map[*upstream.Target]*record
-	byKey   map[string]*upstream.Target
+	// recs is the records of the pool's current targets; it is built
+	// again when a Resolving pool publishes a new list (set).
+	recs  atomic.Pointer[targetRecs]
+	recMu sync.Mutex // serialises rebuilding recs
 
 	pub chan state.Verdict
 
@@ -170,20 +172,53 @@ func New(o Options) *Checker {
 		now:     o.Now,
 		log:     o.Logger,
 		passive: o.Passive,
-		recs:    make(map[*upstream.Target]*record),
-		byKey:   make(map[string]*upstream.Target),
 		pub:     make(chan state.Verdict, 256),
 	}
 	if c.passive.BaseEjection <= 0 {
 		c.passive.BaseEjection = o.FailTimeout
 	}
-	if o.Pool != nil {
-		for _, t := range o.Pool.Targets {
-			c.recs[t] = o.Book.record(o.Upstream, t.Key())
-			c.byKey[t.Address] = t
-		}
-	}
+	c.set()
 	return c
+}
+
+// targetRecs is the judges' records of one list of targets.
+type targetRecs struct {
+	targets []*upstream.Target
+	recs    map[*upstream.Target]*record
+	byKey   map[string]*upstream.Target
+}
+
+// set returns the records of the pool's current targets, building them
+// when the pool published a new list: new targets start with what the
+// Book knows of their address (healthy when nothing), removed ones are
+// no longer probed, and a report about one (a request that was in flight
+// when it went away) is dropped.
+func (c *Checker) set() *targetRecs {
+	var ts []*upstream.Target
+	if c.o.Pool != nil {
+		ts = c.o.Pool.Targets()
+	}
+	if r := c.recs.Load(); r != nil && sameList(r.targets, ts) {
+		return r
+	}
+	c.recMu.Lock()
+	defer c.recMu.Unlock()
+	if r := c.recs.Load(); r != nil && sameList(r.targets, ts) {
+		return r
+	}
+	r := &targetRecs{targets: ts, recs: make(map[*upstream.Target]*record, len(ts)), byKey: make(map[string]*upstream.Target, len(ts))}
+	for _, t := range ts {
+		r.recs[t] = c.o.Book.record(c.o.Upstream, t.Key())
+		r.byKey[t.Address] = t
+	}
+	c.recs.Store(r)
+	return r
+}
+
+// sameList reports whether a and b are the same published list: a pool
+// never modifies a list, it publishes a new one.
+func sameList(a, b []*upstream.Target) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
 }
 
 // Available reports whether t may be picked now: it passes its active
@@ -200,20 +235,29 @@ func (c *Checker) Available(t *upstream.Target) bool {
 // panic threshold: then every target is tried rather than overload the
 // few left (Envoy's panic threshold; a threshold of zero fails closed).
 func (c *Checker) panicking(now time.Time) bool {
-	if c.o.PanicThreshold <= 0 || c.o.Pool == nil || len(c.o.Pool.Targets) == 0 {
+	if c.o.PanicThreshold <= 0 || c.o.Pool == nil {
 		return false
 	}
-	healthy := c.o.Pool.Healthy(now)
-	return float64(healthy) < c.o.PanicThreshold*float64(len(c.o.Pool.Targets))
+	ts := c.o.Pool.Targets()
+	if len(ts) == 0 {
+		return false
+	}
+	healthy := 0
+	for _, t := range ts {
+		if t.Available(now) {
+			healthy++
+		}
+	}
+	return float64(healthy) < c.o.PanicThreshold*float64(len(ts))
 }
 
 // Report records the outcome of one attempt at t (passive outlier
 // detection). An ejection is published to the other processes in the
 // background.
 func (c *Checker) Report(t *upstream.Target, r Result) {
-	rec := c.recs[t]
+	rec := c.set().recs[t]
 	if rec == nil {
-		return
+		return // not (or no longer) a target of the pool
 	}
 	if !c.passive.failure(r) && rec.failRun.Load() == 0 {
 		return // the common case: nothing to record

@@ -52,7 +52,7 @@ func TestPassive(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer c.Close()
-			tg := p.Targets[0]
+			tg := p.Targets()[0]
 			if !c.Available(tg) {
 				t.Fatal("new target unavailable")
 			}
@@ -84,13 +84,13 @@ func TestPanicThreshold(t *testing.T) {
 			now := time.Unix(1_700_000_000, 0)
 			p := pool(t, "127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3", "127.0.0.1:4")
 			c := New(Options{Upstream: "p", Pool: p, FailTimeout: time.Minute, PanicThreshold: tt.threshold, Now: func() time.Time { return now }, Rand: noJitter})
-			for _, tg := range p.Targets[:tt.ejected] {
+			for _, tg := range p.Targets()[:tt.ejected] {
 				c.Report(tg, Result{Outcome: ConnectFailed})
 			}
-			if got := c.Available(p.Targets[0]); got != tt.want {
+			if got := c.Available(p.Targets()[0]); got != tt.want {
 				t.Fatalf("ejected target available = %v, want %v", got, tt.want)
 			}
-			if tt.ejected < 4 && !c.Available(p.Targets[3]) {
+			if tt.ejected < 4 && !c.Available(p.Targets()[3]) {
 				t.Fatal("healthy target unavailable")
 			}
 		})
@@ -104,8 +104,8 @@ func TestReportDoesNotAllocate(t *testing.T) {
 	p := pool(t, "127.0.0.1:1", "127.0.0.1:2")
 	c := New(Options{Upstream: "p", Pool: p, FailTimeout: time.Minute, PanicThreshold: 0.5})
 	allocs := testing.AllocsPerRun(1000, func() {
-		if c.Available(p.Targets[0]) {
-			c.Report(p.Targets[0], Result{Outcome: Success, Status: 200})
+		if c.Available(p.Targets()[0]) {
+			c.Report(p.Targets()[0], Result{Outcome: Success, Status: 200})
 		}
 	})
 	if allocs != 0 {

@@ -157,7 +157,7 @@ func TestSharedVerdicts(t *testing.T) {
 			b.down.Store(true)
 			took := eventually(t, 2*time.Second, "all processes avoid b", func() bool {
 				for _, p := range ps {
-					if p.pool.Targets[1].Available(time.Now()) {
+					if p.pool.Targets()[1].Available(time.Now()) {
 						return false
 					}
 				}
@@ -166,7 +166,7 @@ func TestSharedVerdicts(t *testing.T) {
 			t.Logf("verdict reached all 3 processes %v after b went down", took)
 			late := startProcess(t, kind.new(t), "p4", a.addr(), b.addr())
 			defer late.c.Close()
-			if late.pool.Targets[1].Available(time.Now()) {
+			if late.pool.Targets()[1].Available(time.Now()) {
 				t.Fatal("a process started after b went down considers it available (verdicts not loaded at Start)")
 			}
 			// Whoever holds the lease stops; another takes over and sees
@@ -176,7 +176,7 @@ func TestSharedVerdicts(t *testing.T) {
 			}
 			b.down.Store(false)
 			took = eventually(t, 3*time.Second, "a survivor sees b healthy again", func() bool {
-				return ps[2].pool.Targets[1].Available(time.Now()) && late.pool.Targets[1].Available(time.Now())
+				return ps[2].pool.Targets()[1].Available(time.Now()) && late.pool.Targets()[1].Available(time.Now())
 			})
 			t.Logf("b back in every survivor %v after it recovered", took)
 		})
@@ -199,12 +199,12 @@ func TestSharedEjection(t *testing.T) {
 				defer c.Close()
 				ps = append(ps, &process{c: c, pool: p})
 			}
-			ps[0].c.Report(ps[0].pool.Targets[0], Result{Outcome: ConnectFailed})
+			ps[0].c.Report(ps[0].pool.Targets()[0], Result{Outcome: ConnectFailed})
 			took := eventually(t, 2*time.Second, "the other process applies the ejection", func() bool {
-				return !ps[1].pool.Targets[0].Available(time.Now())
+				return !ps[1].pool.Targets()[0].Available(time.Now())
 			})
 			t.Logf("ejection shared after %v", took)
-			if !ps[1].pool.Targets[1].Available(time.Now()) {
+			if !ps[1].pool.Targets()[1].Available(time.Now()) {
 				t.Fatal("the other target was ejected too")
 			}
 		})

@@ -490,10 +490,10 @@ func TestPoolCollector(t *testing.T) {
 	reg := upstream.NewRegistry()
 	api := newPool(t, reg, "api", "10.0.0.1:80", "10.0.0.2:80", "10.0.0.3:80")
 	web := newPool(t, reg, "web", "10.0.1.1:8080")
-	api.Targets[1].MarkFailed(now, time.Minute)
-	release1 := api.Targets[0].Acquire()
-	release2 := api.Targets[0].Acquire()
-	web.Targets[0].Acquire()() // acquired and released
+	api.Targets()[1].MarkFailed(now, time.Minute)
+	release1 := api.Targets()[0].Acquire()
+	release2 := api.Targets()[0].Acquire()
+	web.Targets()[0].Acquire()() // acquired and released
 	defer release1()
 
 	var pools atomic.Pointer[[]*upstream.Pool]

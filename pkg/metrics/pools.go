@@ -62,9 +62,9 @@ func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
 		healthy := p.Healthy(now)
 		name := label(p.Name)
 		ch <- prometheus.MustNewConstMetric(c.targets, prometheus.GaugeValue, float64(healthy), name, "healthy")
-		ch <- prometheus.MustNewConstMetric(c.targets, prometheus.GaugeValue, float64(len(p.Targets)-healthy), name, "unhealthy")
+		ch <- prometheus.MustNewConstMetric(c.targets, prometheus.GaugeValue, float64(len(p.Targets())-healthy), name, "unhealthy")
 		seenTarget := make(map[string]bool)
-		for _, t := range p.Targets {
+		for _, t := range p.Targets() {
 			if seenTarget[t.Address] {
 				continue
 			}

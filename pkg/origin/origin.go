@@ -32,6 +32,7 @@ const (
 	Path100K       = "/100k"
 	PathCache1K    = "/cache/1k"
 	PathCache100K  = "/cache/100k"
+	PathText100K   = "/text/100k"
 	PathPostSink   = "/echo-discard"
 	PathWebSocket  = "/ws"
 	PathSleep      = "/sleep"
@@ -62,6 +63,8 @@ type Options struct {
 //	GET  /sleep?ms=N              "NAME\n" after N milliseconds (an in-flight request)
 //	GET  /0, /1k, /100k           bodies of 0, 1024 and 102400 bytes, not cacheable
 //	GET  /cache/1k, /cache/100k   the same bodies with Cache-Control: public, max-age=3600
+//	GET  /text/100k               102400 bytes of text/plain that compresses like
+//	                              a log or an HTML page, not cacheable (compression)
 //	POST /echo-discard            reads and discards the body, answers 200 with
 //	                              X-Received-Bytes
 //	GET  /ws                      WebSocket echo of every message
@@ -106,6 +109,17 @@ func Handler(o Options) http.Handler {
 	mux.HandleFunc("GET "+Path100K, fixed(body100k, false))
 	mux.HandleFunc("GET "+PathCache1K, fixed(body1k, true))
 	mux.HandleFunc("GET "+PathCache100K, fixed(body100k, true))
+	text100k := makeText(100 << 10)
+	textCL := strconv.Itoa(len(text100k))
+	mux.HandleFunc("GET "+PathText100K, func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Type", "text/plain; charset=utf-8")
+		h.Set("Content-Length", textCL)
+		h.Set("Cache-Control", "no-store")
+		if r.Method != http.MethodHead {
+			_, _ = w.Write(text100k)
+		}
+	})
 	mux.HandleFunc("POST "+PathPostSink, func(w http.ResponseWriter, r *http.Request) {
 		n, err := io.Copy(io.Discard, r.Body)
 		if err != nil {
@@ -180,6 +194,33 @@ func echo(ctx context.Context, c *websocket.Conn) error {
 			return fmt.Errorf("finish echo: %w", err)
 		}
 	}
+}
+
+// makeText returns n bytes of text with the redundancy of real text
+// (repeated words, varying numbers), so that compressors work about as
+// hard as on a log or a page: a repeated alphabet would compress to
+// almost nothing and measure nothing.
+func makeText(n int) []byte {
+	words := []string{"handoff", "proxy", "request", "upstream", "target", "GET", "POST", "/api/v1/items",
+		"status", "200", "latency", "bytes", "client", "cache", "hit", "miss", "route", "default"}
+	b := make([]byte, 0, n+64)
+	x := uint32(2463534242)
+	for len(b) < n {
+		// xorshift32 (Marsaglia 2003): deterministic, no allocation.
+		x ^= x << 13
+		x ^= x >> 17
+		x ^= x << 5
+		b = append(b, words[x%uint32(len(words))]...)
+		if x%7 == 0 {
+			b = strconv.AppendUint(b, uint64(x%100000), 10)
+		}
+		if x%11 == 0 {
+			b = append(b, '\n')
+		} else {
+			b = append(b, ' ')
+		}
+	}
+	return b[:n]
 }
 
 func makeBody(n int) []byte {

@@ -2,6 +2,7 @@ package origin
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"io"
 	"net"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/coder/websocket"
 	"go.uber.org/goleak"
@@ -34,6 +36,7 @@ func TestHandler(t *testing.T) {
 		{name: "100k", method: "GET", path: Path100K, status: 200, size: 100 << 10},
 		{name: "cache 1k", method: "GET", path: PathCache1K, status: 200, size: 1024, cacheable: true},
 		{name: "cache 100k", method: "GET", path: PathCache100K, status: 200, size: 100 << 10, cacheable: true},
+		{name: "text 100k", method: "GET", path: PathText100K, status: 200, size: 100 << 10},
 		{name: "post sink", method: "POST", path: PathPostSink, body: strings.Repeat("x", 65536), status: 200, size: 0},
 		{name: "get on sink", method: "GET", path: PathPostSink, status: 405},
 		{name: "unknown", method: "GET", path: "/nope", status: 404},
@@ -64,6 +67,22 @@ func TestHandler(t *testing.T) {
 				t.Fatalf("X-Received-Bytes %q", resp.Header.Get("X-Received-Bytes"))
 			}
 		})
+	}
+}
+
+// TestText100KCompressesLikeText: the compression scenario's body is text
+// that gzip shrinks a few times, not to almost nothing.
+func TestText100KCompressesLikeText(t *testing.T) {
+	body := makeText(100 << 10)
+	if !utf8.Valid(body) || http.DetectContentType(body) != "text/plain; charset=utf-8" {
+		t.Fatal("not plain text")
+	}
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	zw.Write(body)
+	zw.Close()
+	if ratio := float64(len(body)) / float64(buf.Len()); ratio < 2 || ratio > 10 {
+		t.Errorf("gzip ratio %.1f, want a text-like 2 to 10", ratio)
 	}
 }
 

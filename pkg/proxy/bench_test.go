@@ -24,7 +24,7 @@ func BenchmarkProxy(b *testing.B) {
 	}
 	trs := NewTransports(nil)
 	defer trs.Close()
-	h, err := New(Options{Pool: pool, Selector: firstSelector{pool.Targets}, Transports: trs})
+	h, err := New(Options{Pool: pool, Selector: firstSelector{pool.Targets()}, Transports: trs})
 	if err != nil {
 		b.Fatal(err)
 	}

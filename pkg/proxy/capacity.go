@@ -84,7 +84,7 @@ func (h *Handler) acquire(ctx context.Context, ex *exchange) (*upstream.Target, 
 func (h *Handler) tryPick(ex *exchange) (t *upstream.Target, release func(), full bool) {
 	// A selected target can lose its last slot to another request
 	// before TryAcquire; it is then full and no longer selected.
-	for range len(h.pool.Targets) + 1 {
+	for range len(h.pool.Targets()) + 1 {
 		t = h.pick(ex)
 		if t == nil {
 			break
@@ -93,7 +93,7 @@ func (h *Handler) tryPick(ex *exchange) (t *upstream.Target, release func(), ful
 			return t, h.wrapRelease(rel), false
 		}
 	}
-	for _, t := range h.pool.Targets {
+	for _, t := range h.pool.Targets() {
 		if !ex.hasTried(t) && !t.HasRoom() && h.health.Available(t) {
 			return nil, nil, true
 		}

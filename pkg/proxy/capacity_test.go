@@ -73,7 +73,7 @@ func TestMaxConnsQueue(t *testing.T) {
 				return ch
 			}
 			first := send(true)
-			waitFor(t, "the first request to hold the slot", func() bool { return h.pool.Targets[0].InFlight() == 1 })
+			waitFor(t, "the first request to hold the slot", func() bool { return h.pool.Targets()[0].InFlight() == 1 })
 			second := send(false)
 			var third <-chan int
 			if tt.third != 0 {
@@ -97,7 +97,7 @@ func TestMaxConnsQueue(t *testing.T) {
 			if got := <-first; got != 200 {
 				t.Errorf("first request: %d, want 200", got)
 			}
-			waitFor(t, "slots to be released", func() bool { return h.pool.Targets[0].InFlight() == 0 })
+			waitFor(t, "slots to be released", func() bool { return h.pool.Targets()[0].InFlight() == 0 })
 		})
 	}
 }
@@ -180,9 +180,9 @@ func TestHungRequestsBounded(t *testing.T) {
 	}
 	waitFor(t, "the queue to fill", func() bool { return h.queue.waiting.Load() == queue })
 	g, fds := runtime.NumGoroutine()-baseG, openFDs(t)-baseFD
-	t.Logf("%d hung requests: %d rejected, %d in flight, %d queued; +%d goroutines, +%d fds", requests, rejected, h.pool.Targets[0].InFlight(), h.queue.waiting.Load(), g, fds)
-	if rejected != requests-maxConns-queue || h.pool.Targets[0].InFlight() != maxConns {
-		t.Errorf("rejected %d, in flight %d; want %d, %d", rejected, h.pool.Targets[0].InFlight(), requests-maxConns-queue, maxConns)
+	t.Logf("%d hung requests: %d rejected, %d in flight, %d queued; +%d goroutines, +%d fds", requests, rejected, h.pool.Targets()[0].InFlight(), h.queue.waiting.Load(), g, fds)
+	if rejected != requests-maxConns-queue || h.pool.Targets()[0].InFlight() != maxConns {
+		t.Errorf("rejected %d, in flight %d; want %d, %d", rejected, h.pool.Targets()[0].InFlight(), requests-maxConns-queue, maxConns)
 	}
 	// Per waiting request: the client's and the front's socket and the
 	// front's two goroutines; per slot also the upstream socket pair and

@@ -94,7 +94,7 @@ func TestLocalResourceError(t *testing.T) {
 	if code := get(); code != 200 {
 		t.Fatalf("first request: %d", code)
 	}
-	waitFor(t, "the upstream connection to close", func() bool { return h.pool.Targets[0].InFlight() == 0 })
+	waitFor(t, "the upstream connection to close", func() bool { return h.pool.Targets()[0].InFlight() == 0 })
 	time.Sleep(50 * time.Millisecond) // let both ends of the upstream connection close
 
 	es, err := os.ReadDir("/proc/self/fd")

@@ -147,7 +147,7 @@ func newHarness(t *testing.T, ho harnessOptions) *harness {
 	t.Cleanup(trs.Close)
 	obs := &recordObserver{}
 	o := ho.opts
-	o.Pool, o.Upstream, o.Selector, o.Transports, o.Logger, o.Observer = pool, cfg, firstSelector{pool.Targets}, trs, logger, obs
+	o.Pool, o.Upstream, o.Selector, o.Transports, o.Logger, o.Observer = pool, cfg, firstSelector{pool.Targets()}, trs, logger, obs
 	h, err := New(o)
 	if err != nil {
 		t.Fatalf("new proxy: %v", err)

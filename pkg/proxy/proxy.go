@@ -198,8 +198,10 @@ func New(o Options) (*Handler, error) {
 		now = time.Now
 	}
 	h.budget = newRetryBudget(ratio, now)
-	for _, t := range o.Pool.Targets {
-		if t.MaxConns > 0 {
+	for _, t := range o.Pool.Targets() {
+		// A pool that looks its targets up may have none yet: the
+		// configured caps say whether any will have one.
+		if t.MaxConns > 0 || anyMaxConns(cfg) {
 			h.queue = &waitQueue{size: int64(cfg.Queue.Size), timeout: cfg.Queue.Timeout, freed: make(chan struct{}, 1)}
 			break
 		}
@@ -233,13 +235,32 @@ func New(o Options) (*Handler, error) {
 	return h, nil
 }
 
-// PoolSpec returns what package upstream needs to build the pool of u:
-// each target's address, weight and max_conns (its own, else the
-// upstream's).
-func PoolSpec(u config.Upstream) upstream.PoolSpec {
-	spec := upstream.PoolSpec{Strategy: u.Strategy, Targets: make([]upstream.TargetSpec, 0, len(u.Targets))}
+// anyMaxConns reports whether u or one of its targets sets max_conns.
+func anyMaxConns(u config.Upstream) bool {
+	if u.MaxConns > 0 {
+		return true
+	}
 	for _, t := range u.Targets {
-		spec.Targets = append(spec.Targets, upstream.TargetSpec{Address: t.Address, Weight: t.Weight, MaxConns: cmp.Or(t.MaxConns, u.MaxConns)})
+		if t.MaxConns > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// PoolSpec returns what package upstream needs to build the pool of u:
+// each target's address or SRV name, weight and max_conns (its own, else
+// the upstream's), and how its host names are looked up.
+func PoolSpec(u config.Upstream) upstream.PoolSpec {
+	spec := upstream.PoolSpec{
+		Strategy:      u.Strategy,
+		Targets:       make([]upstream.TargetSpec, 0, len(u.Targets)),
+		ResolveEvery:  u.ResolveEvery,
+		Resolver:      u.Resolver,
+		TLSServerName: u.TLS.ServerName,
+	}
+	for _, t := range u.Targets {
+		spec.Targets = append(spec.Targets, upstream.TargetSpec{Address: t.Address, SRV: t.SRV, Weight: t.Weight, MaxConns: cmp.Or(t.MaxConns, u.MaxConns)})
 	}
 	return spec
 }

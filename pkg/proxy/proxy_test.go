@@ -367,7 +367,7 @@ func TestTargetAcquireAndNoTarget(t *testing.T) {
 		fmt.Fprintf(w, "%d", target.Load().InFlight())
 	}))
 	hr := newHarness(t, harnessOptions{targets: []string{backend.Listener.Addr().String()}})
-	target.Store(hr.pool.Targets[0])
+	target.Store(hr.pool.Targets()[0])
 
 	res, err := hr.client(t).Get(hr.front.URL)
 	if err != nil {
@@ -379,14 +379,14 @@ func TestTargetAcquireAndNoTarget(t *testing.T) {
 		t.Errorf("in flight during request = %s, want 1", b)
 	}
 	r := hr.result(t)
-	if got := hr.pool.Targets[0].InFlight(); got != 0 {
+	if got := hr.pool.Targets()[0].InFlight(); got != 0 {
 		t.Errorf("in flight after request = %d, want 0", got)
 	}
-	if r.info.Target != hr.pool.Targets[0].Address {
+	if r.info.Target != hr.pool.Targets()[0].Address {
 		t.Errorf("reqinfo target %q", r.info.Target)
 	}
 
-	hr.pool.Targets[0].MarkFailed(time.Now(), time.Hour)
+	hr.pool.Targets()[0].MarkFailed(time.Now(), time.Hour)
 	res, err = hr.client(t).Get(hr.front.URL)
 	if err != nil {
 		t.Fatal(err)
@@ -501,7 +501,7 @@ func TestRetry(t *testing.T) {
 				t.Errorf("observer errors %v, want %d", errs, tried)
 			}
 			for i := 0; i < tried; i++ {
-				tg := hr.pool.Targets[i]
+				tg := hr.pool.Targets()[i]
 				if tg.Available(time.Now()) {
 					t.Errorf("target %s not ejected after connect failure", tg.Address)
 				}
@@ -509,7 +509,7 @@ func TestRetry(t *testing.T) {
 					t.Errorf("observer error %d = %v, want connect on %s", i, errs[i], tg.Address)
 				}
 			}
-			for _, tg := range hr.pool.Targets {
+			for _, tg := range hr.pool.Targets() {
 				if n := tg.InFlight(); n != 0 {
 					t.Errorf("target %s in flight %d after request", tg.Address, n)
 				}
@@ -632,7 +632,7 @@ func TestErrorResponses(t *testing.T) {
 			if _, errs := hr.obs.snapshot(); len(errs) != 1 || errs[0].kind != tt.wantKind {
 				t.Errorf("observer errors %v, want one %s", errs, tt.wantKind)
 			}
-			if got := !hr.pool.Targets[0].Available(time.Now()); got != tt.ejected {
+			if got := !hr.pool.Targets()[0].Available(time.Now()); got != tt.ejected {
 				t.Errorf("target ejected = %v, want %v", got, tt.ejected)
 			}
 			if r.info.ClientGone {
@@ -704,13 +704,13 @@ func TestClientGone(t *testing.T) {
 			if !tt.midBody && r.wrote {
 				t.Errorf("proxy wrote status %d to a client that went away", r.status)
 			}
-			if !hr.pool.Targets[0].Available(time.Now()) {
+			if !hr.pool.Targets()[0].Available(time.Now()) {
 				t.Errorf("target ejected for a client cancel")
 			}
 			if _, errs := hr.obs.snapshot(); len(errs) != 0 {
 				t.Errorf("observer blamed upstream: %v", errs)
 			}
-			if n := hr.pool.Targets[0].InFlight(); n != 0 {
+			if n := hr.pool.Targets()[0].InFlight(); n != 0 {
 				t.Errorf("in flight %d after client went away", n)
 			}
 		})

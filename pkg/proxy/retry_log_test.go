@@ -48,7 +48,7 @@ func TestTLSVerifyFailureLogsNoRetry(t *testing.T) {
 			trs := NewTransports(nil)
 			t.Cleanup(trs.Close)
 			h, err := New(Options{
-				Pool: pool, Upstream: cfg, Selector: firstSelector{pool.Targets}, Transports: trs,
+				Pool: pool, Upstream: cfg, Selector: firstSelector{pool.Targets()}, Transports: trs,
 				Logger: slog.New(slog.NewJSONHandler(&logs, nil)),
 			})
 			if err != nil {

@@ -29,7 +29,7 @@ type recordHealth struct {
 
 func newRecordHealth(p *upstream.Pool) *recordHealth {
 	rh := &recordHealth{index: map[*upstream.Target]int{}}
-	for i, t := range p.Targets {
+	for i, t := range p.Targets() {
 		rh.index[t] = i
 	}
 	return rh
@@ -70,7 +70,7 @@ func newProxy(t *testing.T, cfg config.Upstream, targets []string, logger *slog.
 		logger = handofftest.Logger(t)
 	}
 	rh := newRecordHealth(pool)
-	h, err := New(Options{Pool: pool, Upstream: cfg, Selector: firstSelector{pool.Targets}, Transports: trs, Health: rh, Logger: logger})
+	h, err := New(Options{Pool: pool, Upstream: cfg, Selector: firstSelector{pool.Targets()}, Transports: trs, Health: rh, Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}

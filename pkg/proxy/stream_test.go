@@ -144,10 +144,10 @@ func TestWebSocket(t *testing.T) {
 				t.Fatal("backend saw no close")
 			}
 			r := hr.result(t)
-			if r.info.Target != hr.pool.Targets[0].Address || r.info.ClientGone {
+			if r.info.Target != hr.pool.Targets()[0].Address || r.info.ClientGone {
 				t.Errorf("reqinfo %+v", r.info)
 			}
-			if n := hr.pool.Targets[0].InFlight(); n != 0 {
+			if n := hr.pool.Targets()[0].InFlight(); n != 0 {
 				t.Errorf("in flight %d after the tunnel closed", n)
 			}
 		})

@@ -119,7 +119,7 @@ func TestTransportsErrors(t *testing.T) {
 				t.Fatal(perr)
 			}
 			up := config.Upstream{TLS: tt.tls, Targets: []config.Target{{Address: "127.0.0.1:1"}}}
-			if _, err := New(Options{Pool: pool, Upstream: up, Selector: firstSelector{pool.Targets}, Transports: trs}); err == nil {
+			if _, err := New(Options{Pool: pool, Upstream: up, Selector: firstSelector{pool.Targets()}, Transports: trs}); err == nil {
 				t.Errorf("New accepted an upstream with broken TLS files")
 			}
 		})
@@ -153,7 +153,7 @@ func TestIdleConnectionsSurviveReload(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		h, err := New(Options{Pool: pool, Upstream: cfg, Selector: firstSelector{pool.Targets}, Transports: trs, Logger: handofftest.Logger(t)})
+		h, err := New(Options{Pool: pool, Upstream: cfg, Selector: firstSelector{pool.Targets()}, Transports: trs, Logger: handofftest.Logger(t)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -184,7 +184,7 @@ func TestNewValidation(t *testing.T) {
 	}
 	trs := NewTransports(nil)
 	t.Cleanup(trs.Close)
-	sel := firstSelector{pool.Targets}
+	sel := firstSelector{pool.Targets()}
 	tests := []struct {
 		name string
 		o    Options

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/andybalholm/brotli"
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 
@@ -77,6 +78,8 @@ func decode(t *testing.T, coding string, r io.Reader) io.Reader {
 			t.Fatal(err)
 		}
 		return gr
+	case "br":
+		return brotli.NewReader(r)
 	case "zstd":
 		zr, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1))
 		if err != nil {
@@ -112,6 +115,12 @@ func TestCompressMatrix(t *testing.T) {
 		{name: "q-values", path: "/", accept: "zstd;q=0.2, gzip;q=0.9", want: "gzip", vary: true},
 		{name: "q=0", path: "/", accept: "zstd;q=0, gzip", want: "gzip", vary: true},
 		{name: "star", path: "/", accept: "*", want: "zstd", vary: true},
+		{name: "br", path: "/", accept: "br", want: "br", vary: true},
+		{name: "br preferred to gzip", path: "/", accept: "gzip, br", want: "br", vary: true},
+		{name: "br q-value below gzip", path: "/", accept: "br;q=0.5, gzip", want: "gzip", vary: true},
+		{name: "br when zstd refused", path: "/", accept: "zstd;q=0, br, gzip", want: "br", vary: true},
+		{name: "br refused", path: "/", accept: "br;q=0, gzip;q=0.1", want: "gzip", vary: true},
+		{name: "br unknown length", path: "/chunked", accept: "br", want: "br", vary: true, body: strings.Repeat(bigText[:500], 10)},
 		{name: "star q=0", path: "/", accept: "*;q=0", want: "", vary: true},
 		{name: "identity", path: "/", accept: "identity", want: "", vary: true},
 		{name: "no accept-encoding", path: "/", accept: "", want: "", vary: true},
@@ -167,7 +176,7 @@ func TestCompressMatrix(t *testing.T) {
 // TestCompressSSEFlushes: an event stream is compressed and each event
 // reaches the client while the stream stays open.
 func TestCompressSSEFlushes(t *testing.T) {
-	for _, coding := range []string{"gzip", "zstd"} {
+	for _, coding := range []string{"gzip", "zstd", "br"} {
 		t.Run(coding, func(t *testing.T) {
 			release := make(chan struct{})
 			b := compressBackend(t, release)

@@ -197,6 +197,7 @@ func routeSpecs(rs []config.Route) []route.Spec {
 // what the others know.
 func (g *generation) Start(ctx context.Context) error {
 	g.ctx, g.cancel = context.WithCancel(ctx)
+	g.startResolvers()   // resolve.go: targets given by host name
 	g.cache.Start(g.ctx) // cache
 	for _, c := range g.checkers {
 		if err := c.Start(g.ctx); err != nil {

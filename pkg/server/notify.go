@@ -26,7 +26,7 @@ func (s *Server) notifyStatus(state string, lines ...string) {
 	now := s.now()
 	for _, p := range s.pools() {
 		healthy += p.Healthy(now)
-		total += len(p.Targets)
+		total += len(p.Targets())
 	}
 	// STATUS= is one line: a multi-line reason is cut at the first.
 	msg := fmt.Sprintf("STATUS=%s: %d listeners, %d routes, %d upstreams, targets %d/%d healthy",

@@ -230,8 +230,13 @@ func (t *Target) Snapshot(now time.Time) Snapshot {
 // TargetSpec describes one target to build: its configured address (see
 // ParseAddress), weight (zero or less means 1) and cap.
 type TargetSpec struct {
+	// Address as configured; empty when SRV is set.
 	Address string
-	Weight  int
+	// SRV names a DNS SRV record ("[scheme://]_service._proto.name",
+	// see ParseSRV) whose records are the targets: their port, priority
+	// and weight come from DNS. Empty means Address is the target.
+	SRV    string
+	Weight int
 	// MaxConns caps the target's requests in flight; zero or less
 	// means unlimited.
 	MaxConns int
@@ -245,20 +250,57 @@ type PoolSpec struct {
 	Strategy string
 	// Targets of the pool.
 	Targets []TargetSpec
+	// ResolveEvery is how often targets given by host name or SRV
+	// record are looked up again (resolve.go). Zero means 30s.
+	ResolveEvery time.Duration
+	// Resolver is the "host:port" of the DNS server asked (UDP, TCP for
+	// truncated answers). Empty means the system resolver.
+	Resolver string
+	// TLSServerName is the upstream's tls.server_name. An https:// target
+	// given by host name is resolved to addresses only when it is set,
+	// since otherwise the host name is what its certificate is verified
+	// against: without it the target is dialed by name, as before.
+	TLSServerName string
 }
 
-// Pool is a named, immutable list of targets.
+// Pool is a named list of targets. The list is immutable for a pool of IP
+// literals; a pool with targets given by host name or SRV record swaps in
+// a new list when DNS changes (resolve.go). A list, once returned by
+// Targets, never changes.
 type Pool struct {
 	Name string
 	// Strategy is PoolSpec.Strategy, for reports.
 	Strategy string
-	Targets  []*Target
+
+	targets atomic.Pointer[[]*Target]
+	dns     *poolDNS // nil when no target needs DNS
+}
+
+// Targets returns the pool's current targets. The slice is shared and
+// must not be modified; a later call may return a different one when
+// DNS changed (see Resolving).
+func (p *Pool) Targets() []*Target {
+	if ts := p.targets.Load(); ts != nil {
+		return *ts
+	}
+	return nil
+}
+
+// setTargets publishes ts as the pool's targets.
+func (p *Pool) setTargets(ts []*Target) { p.targets.Store(&ts) }
+
+// NewStaticPool returns a pool of fixed targets, for callers (tests,
+// package balance's benchmarks) that build targets by hand.
+func NewStaticPool(name string, targets []*Target) *Pool {
+	p := &Pool{Name: name}
+	p.setTargets(targets)
+	return p
 }
 
 // Healthy counts the targets available at now.
 func (p *Pool) Healthy(now time.Time) int {
 	n := 0
-	for _, t := range p.Targets {
+	for _, t := range p.Targets() {
 		if t.Available(now) {
 			n++
 		}
@@ -280,20 +322,44 @@ func NewRegistry() *Registry {
 }
 
 // NewPool builds a pool from spec, reusing the state of known addresses.
+// Targets given by host name (except https:// without TLSServerName) and
+// SRV records make the pool Resolving: until its first Resolve, a host
+// name target is dialed by name and an SRV record has no target.
 func (r *Registry) NewPool(name string, spec PoolSpec) (*Pool, error) {
 	p := &Pool{Name: name, Strategy: spec.Strategy}
+	var entries []*dnsEntry
+	var targets []*Target
 	for i, tc := range spec.Targets {
-		u, err := ParseAddress(tc.Address)
+		e, err := r.buildEntry(tc, spec.TLSServerName)
 		if err != nil {
 			return nil, fmt.Errorf("upstream %q target %d: %w", name, i, err)
 		}
-		w := tc.Weight
-		if w <= 0 {
-			w = 1
+		entries = append(entries, e)
+		targets = append(targets, e.current...)
+		if e.kind != entryStatic && p.dns == nil {
+			p.dns = &poolDNS{}
 		}
-		p.Targets = append(p.Targets, &Target{Address: tc.Address, URL: u, Weight: w, MaxConns: int64(max(tc.MaxConns, 0)), state: r.state(u.String())})
 	}
+	if p.dns != nil {
+		if spec.Resolver != "" {
+			addr, err := ParseResolver(spec.Resolver)
+			if err != nil {
+				return nil, fmt.Errorf("upstream %q resolver: %w", name, err)
+			}
+			spec.Resolver = addr
+		}
+		p.dns.init(r, spec, entries)
+	}
+	p.setTargets(targets)
 	return p, nil
+}
+
+// newTarget builds the target for u, with the state of its address.
+func (r *Registry) newTarget(address string, u *url.URL, weight, maxConns int) *Target {
+	if weight <= 0 {
+		weight = 1
+	}
+	return &Target{Address: address, URL: u, Weight: weight, MaxConns: int64(max(maxConns, 0)), state: r.state(u.String())}
 }
 
 func (r *Registry) state(key string) *State {
@@ -308,11 +374,13 @@ func (r *Registry) state(key string) *State {
 }
 
 // Retain drops the state of every address not in keep (the URLs of the
-// targets of the current pools), so that removed targets do not leak.
+// current targets of the current pools), so that removed targets do not
+// leak. Addresses that DNS stopped returning are dropped at the next
+// reload: until then their state is kept in case they come back.
 func (r *Registry) Retain(pools []*Pool) {
 	keep := make(map[string]bool)
 	for _, p := range pools {
-		for _, t := range p.Targets {
+		for _, t := range p.Targets() {
 			keep[t.URL.String()] = true
 		}
 	}

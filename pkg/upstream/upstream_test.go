@@ -90,18 +90,18 @@ func TestStateSurvivesReload(t *testing.T) {
 	r := NewRegistry()
 	now := time.Unix(1000, 0)
 	p1 := pool(t, r, "127.0.0.1:1", "127.0.0.1:2")
-	release := p1.Targets[0].Acquire()
-	p1.Targets[1].MarkFailed(now, 10*time.Second)
+	release := p1.Targets()[0].Acquire()
+	p1.Targets()[1].MarkFailed(now, 10*time.Second)
 
 	// The same address spelled with a scheme is the same target.
 	p2 := pool(t, r, "http://127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3")
-	if got := p2.Targets[0].InFlight(); got != 1 {
+	if got := p2.Targets()[0].InFlight(); got != 1 {
 		t.Errorf("in-flight after reload = %d, want 1", got)
 	}
-	if p2.Targets[1].Available(now.Add(5 * time.Second)) {
+	if p2.Targets()[1].Available(now.Add(5 * time.Second)) {
 		t.Errorf("ejection lost across reload")
 	}
-	if !p2.Targets[1].Available(now.Add(10 * time.Second)) {
+	if !p2.Targets()[1].Available(now.Add(10 * time.Second)) {
 		t.Errorf("ejection did not expire after fail_timeout")
 	}
 	if h := p2.Healthy(now); h != 2 {
@@ -109,16 +109,16 @@ func TestStateSurvivesReload(t *testing.T) {
 	}
 	release()
 	release() // idempotent
-	if got := p2.Targets[0].InFlight(); got != 0 {
+	if got := p2.Targets()[0].InFlight(); got != 0 {
 		t.Errorf("in-flight after double release = %d, want 0", got)
 	}
 
 	r.Retain([]*Pool{pool(t, r, "127.0.0.1:3")})
 	p3 := pool(t, r, "127.0.0.1:2")
-	if !p3.Targets[0].Available(now) {
+	if !p3.Targets()[0].Available(now) {
 		t.Errorf("state of a removed address survived Retain")
 	}
-	snap := p2.Targets[0].Snapshot(now)
+	snap := p2.Targets()[0].Snapshot(now)
 	if snap.Requests != 1 || !snap.Healthy || snap.Weight != 1 {
 		t.Errorf("snapshot = %+v", snap)
 	}
@@ -150,7 +150,7 @@ func TestTryAcquire(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			tg := p.Targets[0]
+			tg := p.Targets()[0]
 			var (
 				mu       sync.Mutex
 				releases []func()
