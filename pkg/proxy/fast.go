@@ -94,7 +94,12 @@ func (h *Handler) Fast() *Fast {
 		(h.hashKey.Source != "" && h.hashKey.Source != balance.HashKeyClientIP) {
 		return nil
 	}
-	for _, t := range h.pool.Targets {
+	if h.pool.Resolving() {
+		// Targets from DNS may change scheme-less entries at any time;
+		// ServeHTTP serves them.
+		return nil
+	}
+	for _, t := range h.pool.Targets() {
 		if t.URL.Scheme != upstream.SchemeHTTP {
 			return nil
 		}
