@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/handoff-proxy/handoff/pkg/clientcert"
 	"github.com/handoff-proxy/handoff/pkg/reqinfo"
 )
 
@@ -46,6 +47,9 @@ const (
 	KeyRequestID = "request_id" // X-Request-Id forwarded
 	KeyUserAgent = "user_agent" // User-Agent header
 	KeyReferer   = "referer"    // Referer header (RFC 9110 §10.1.3 spelling)
+	// KeyClientCert is the subject of the client certificate verified on
+	// a listener with tls.client_auth (package clientcert); empty without.
+	KeyClientCert = "client_cert_subject"
 )
 
 // Options configures New.
@@ -102,6 +106,7 @@ func New(o Options, next http.Handler) http.Handler {
 		method, host, uri, proto := r.Method, r.Host, r.URL.RequestURI(), r.Proto
 		ua, referer := r.UserAgent(), r.Referer()
 		client := clientIP(r.RemoteAddr)
+		certSubject := clientcert.Subject(r.TLS)
 
 		rec := reqinfo.NewRecorder(w)
 		returned := false
@@ -127,6 +132,7 @@ func New(o Options, next http.Handler) http.Handler {
 				slog.String(KeyRequestID, in.RequestID),
 				slog.String(KeyUserAgent, ua),
 				slog.String(KeyReferer, referer),
+				slog.String(KeyClientCert, certSubject),
 			)
 			// The request's context may be canceled by now (client gone);
 			// the record must be written anyway.
@@ -174,6 +180,7 @@ func ServerAnswer(logger *slog.Logger, remoteAddr string, status int, at time.Ti
 		slog.String(KeyRequestID, ""),
 		slog.String(KeyUserAgent, ""),
 		slog.String(KeyReferer, ""),
+		slog.String(KeyClientCert, ""),
 	)
 	_ = logger.Handler().Handle(context.Background(), record)
 }

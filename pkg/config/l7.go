@@ -19,7 +19,9 @@ type RouteHeaders struct {
 }
 
 // HeaderOps are header edits, applied remove, then set, then add. Values
-// may name {client_ip}, {host}, {hostport}, {request_id} and {scheme};
+// may name {client_ip}, {host} (or {hostname}), {hostport}, {request_id},
+// {scheme} and, with tls.client_auth, {client_cert_subject},
+// {client_cert_san} and {client_cert_fingerprint};
 // CR, LF and other control bytes are refused at load and dropped from
 // expanded values.
 type HeaderOps struct {

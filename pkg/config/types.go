@@ -124,6 +124,28 @@ type ListenerTLS struct {
 	Certificates []Certificate `koanf:"certificates" json:"certificates" yaml:"certificates"`
 	// MinVersion is "1.2" (default) or "1.3".
 	MinVersion string `koanf:"min_version" json:"min_version,omitempty" yaml:"min_version,omitempty"`
+	// ClientAuth asks clients for a certificate (mutual TLS). Nil means
+	// none is asked for. Like the certificates, a reload reads it again.
+	ClientAuth *ClientAuth `koanf:"client_auth" json:"client_auth,omitempty" yaml:"client_auth,omitempty"`
+}
+
+// Client certificate modes of ClientAuth.Mode.
+const (
+	// ClientAuthRequire refuses the handshake without a certificate that
+	// chains to the CA (crypto/tls RequireAndVerifyClientCert).
+	ClientAuthRequire = "require"
+	// ClientAuthVerifyIfGiven serves clients without a certificate, and
+	// refuses one that does not chain to the CA (VerifyClientCertIfGiven).
+	ClientAuthVerifyIfGiven = "verify_if_given"
+)
+
+// ClientAuth configures client certificates on a TLS listener.
+type ClientAuth struct {
+	// CA is a PEM file of the certificates client certificates must
+	// chain to. Required.
+	CA string `koanf:"ca" json:"ca" yaml:"ca"`
+	// Mode is "require" or "verify_if_given". Empty means require.
+	Mode string `koanf:"mode" json:"mode,omitempty" yaml:"mode,omitempty"`
 }
 
 // Certificate is a PEM certificate chain and its private key on disk.

@@ -31,6 +31,8 @@ var (
 	logLevels  = []string{"debug", "info", "warn", "error"}
 	logFormats = []string{"json", "text"}
 	tlsVersion = []string{"1.2", "1.3"}
+
+	clientAuthModes = []string{ClientAuthRequire, ClientAuthVerifyIfGiven}
 )
 
 // AdminOff is the admin.listen value that disables the admin API.
@@ -159,6 +161,15 @@ func (v *validator) listeners(c *Config) {
 			oneOf(&v.errs, joinKey(tlsKey, "min_version"), l.TLS.MinVersion, tlsVersion)
 			for j, cert := range l.TLS.Certificates {
 				v.keyPair(indexKey(joinKey(tlsKey, "certificates"), j), cert.Cert, cert.Key, true)
+			}
+			if ca := l.TLS.ClientAuth; ca != nil {
+				caKey := joinKey(tlsKey, "client_auth")
+				oneOf(&v.errs, joinKey(caKey, "mode"), ca.Mode, clientAuthModes)
+				if ca.CA == "" {
+					v.errs.add(joinKey(caKey, "ca"), "required")
+				} else if err := checkCA(ca.CA); err != nil {
+					v.errs.add(joinKey(caKey, "ca"), "%v", err)
+				}
 			}
 		}
 	}

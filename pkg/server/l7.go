@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/handoff-proxy/handoff/pkg/clientcert"
 	"github.com/handoff-proxy/handoff/pkg/clientip"
 	"github.com/handoff-proxy/handoff/pkg/compression"
 	"github.com/handoff-proxy/handoff/pkg/config"
@@ -165,7 +166,7 @@ func (l *routeL7) vars(r *http.Request) rewrite.Vars {
 				return ip.String()
 			}
 			return ""
-		case rewrite.VarHost:
+		case rewrite.VarHost, rewrite.VarHostname:
 			return rewrite.HostOnly(r.Host)
 		case rewrite.VarHostPort:
 			return r.Host
@@ -182,6 +183,12 @@ func (l *routeL7) vars(r *http.Request) rewrite.Vars {
 			return r.URL.EscapedPath()
 		case rewrite.VarQuery:
 			return r.URL.RawQuery
+		case rewrite.VarClientCertSubject:
+			return clientcert.Subject(r.TLS)
+		case rewrite.VarClientCertSAN:
+			return clientcert.SANs(r.TLS)
+		case rewrite.VarClientCertFingerprint:
+			return clientcert.Fingerprint(r.TLS)
 		}
 		return ""
 	}
