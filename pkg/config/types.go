@@ -73,6 +73,10 @@ type Listener struct {
 	Protocol string `koanf:"protocol" json:"protocol" yaml:"protocol"`
 	// TLS settings, required when Protocol is "https".
 	TLS *ListenerTLS `koanf:"tls" json:"tls,omitempty" yaml:"tls,omitempty"`
+	// Redirect answers every request of an http or https listener with
+	// a redirect, before routes (the usual http→https listener: to:
+	// "https://{hostname}{uri}"). Nil means requests go to routes.
+	Redirect *RouteRedirect `koanf:"redirect" json:"redirect,omitempty" yaml:"redirect,omitempty"`
 
 	// L4 keys (l4.go): tcp and replicate listeners; proxy_protocol on any.
 	// Upstream names the upstream a tcp listener relays to. Required

@@ -60,6 +60,17 @@ func wrapL7(cfg *config.Config, specs []route.Spec, handlers map[string]http.Han
 	return nil
 }
 
+// listenerRedirect answers every request with the redirect of
+// listeners[].redirect, with the same variables as a route's redirect.
+func listenerRedirect(rd *config.RouteRedirect, trusted clientip.Trusted) (http.Handler, error) {
+	r, err := rewrite.ParseRedirect(rd.To, rd.Status)
+	if err != nil {
+		return nil, err
+	}
+	l := &routeL7{trusted: trusted, redirect: &r, needRequestID: r.Uses(rewrite.VarRequestID)}
+	return l.handler(nil), nil
+}
+
 func routeName(rc config.Route, i int) string {
 	if rc.Name != "" {
 		return rc.Name
