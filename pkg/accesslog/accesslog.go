@@ -13,6 +13,7 @@ package accesslog
 import (
 	"context"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"time"
@@ -62,6 +63,13 @@ type Options struct {
 	// Now is the clock for the record time and the duration. Nil means
 	// time.Now.
 	Now func() time.Time
+	// Sample is the share (0..1) of successful requests (status below
+	// 400) that are logged; error answers and requests whose client went
+	// away are always logged. Zero, or 1 and above, means every request.
+	Sample float64
+	// Rand returns a number in [0, 1) for sampling. Nil means
+	// math/rand/v2's Float64.
+	Rand func() float64
 }
 
 // Middleware logs each request served by next at Info through logger. It
@@ -86,6 +94,14 @@ func New(o Options, next http.Handler) http.Handler {
 	now := o.Now
 	if now == nil {
 		now = time.Now
+	}
+	keep := func(int) bool { return true }
+	if o.Sample > 0 && o.Sample < 1 {
+		random := o.Rand
+		if random == nil {
+			random = rand.Float64
+		}
+		keep = func(status int) bool { return status >= 400 || random() < o.Sample }
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		in := reqinfo.From(r.Context())
@@ -114,6 +130,9 @@ func New(o Options, next http.Handler) http.Handler {
 			// Log panicking requests too: net/http recovers the panic
 			// (http.ErrAbortHandler included) and drops the connection.
 			status := rec.FinalStatus(r, in, !returned)
+			if !keep(status) {
+				return
+			}
 			end := now()
 			record := slog.NewRecord(start, o.Level, Message, 0)
 			record.AddAttrs(

@@ -90,6 +90,7 @@ func staticLeaves(c *Config) map[string]string {
 	leafValues("cache", c.Cache, out)
 	delete(out, "cache.max_object") // dynamic: each generation's cache applies it
 	leafValues("log", c.Log, out)
+	delete(out, "log.access_sample") // dynamic: each generation's access log applies it
 	leafValues("timeouts", c.Timeouts, out)
 	leafValues("limits", c.Limits, out)
 	leafValues("shutdown_timeout", c.ShutdownTimeout, out)

@@ -384,4 +384,16 @@ type Log struct {
 	// Access reports whether one line per request is logged. Nil means
 	// true.
 	Access *bool `koanf:"access" json:"access,omitempty" yaml:"access,omitempty"`
+	// AccessFormat is "json", "logfmt" or "combined" (Apache/nginx
+	// Combined Log Format). Empty means the access lines go through the
+	// process logger, in Format, as the other logs.
+	AccessFormat string `koanf:"access_format" json:"access_format,omitempty" yaml:"access_format,omitempty"`
+	// AccessFile is a file the access lines are appended to, reopened on
+	// every reload (logrotate's postrotate: systemctl reload). Empty
+	// means stdout (journald under systemd), with the other logs.
+	AccessFile string `koanf:"access_file" json:"access_file,omitempty" yaml:"access_file,omitempty"`
+	// AccessSample is the share, 0 to 1, of successful requests (status
+	// below 400) logged; errors are always logged. Zero means all. A
+	// reload applies it.
+	AccessSample float64 `koanf:"access_sample" json:"access_sample,omitempty" yaml:"access_sample,omitempty"`
 }

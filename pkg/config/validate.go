@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/handoff-proxy/handoff/pkg/accesslog"
 	"github.com/handoff-proxy/handoff/pkg/activation"
 	"github.com/handoff-proxy/handoff/pkg/balance"
 	"github.com/handoff-proxy/handoff/pkg/clientip"
@@ -67,6 +68,7 @@ func (v *validator) config(c *Config) {
 	v.admin(c)
 	oneOf(&v.errs, "log.level", c.Log.Level, logLevels)
 	oneOf(&v.errs, "log.format", c.Log.Format, logFormats)
+	v.accessLog(c.Log)
 	for i, p := range c.TrustedProxies {
 		if _, err := clientip.ParsePrefix(p); err != nil {
 			v.errs.add(indexKey("trusted_proxies", i), "%v", err)
@@ -80,6 +82,28 @@ func (v *validator) config(c *Config) {
 	v.access(c) // access.go
 	v.l7(c)     // l7.go
 	v.negatives("", reflect.ValueOf(c).Elem())
+}
+
+// accessLog checks log.access_format, access_file and access_sample.
+func (v *validator) accessLog(l Log) {
+	oneOf(&v.errs, "log.access_format", l.AccessFormat, accesslog.Formats())
+	if l.AccessSample < 0 || l.AccessSample > 1 {
+		v.errs.add("log.access_sample", "%v is not between 0 and 1", l.AccessSample)
+	}
+	if l.AccessFile == "" {
+		return
+	}
+	if !filepath.IsAbs(l.AccessFile) {
+		v.errs.add("log.access_file", "%q is not an absolute path", l.AccessFile)
+		return
+	}
+	// The file itself may not exist yet (it is created); its directory
+	// must.
+	if fi, err := os.Stat(filepath.Dir(l.AccessFile)); err != nil {
+		v.errs.addErr("log.access_file", "directory of "+strconv.Quote(l.AccessFile), err)
+	} else if !fi.IsDir() {
+		v.errs.add("log.access_file", "%s is not a directory", filepath.Dir(l.AccessFile))
+	}
 }
 
 // oneOf checks an enumerated value; empty means the default.

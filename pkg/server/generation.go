@@ -167,7 +167,7 @@ func newGeneration(cfg *config.Config, d buildDeps) (*generation, error) {
 func (g *generation) chain(h http.Handler, d buildDeps, cfg *config.Config) http.Handler {
 	h = d.metrics.Middleware(h)
 	if cfg.Log.Access == nil || *cfg.Log.Access {
-		h = accesslog.Middleware(d.accessLog, h)
+		h = accesslog.New(accesslog.Options{Logger: d.accessLog, Sample: cfg.Log.AccessSample}, h)
 	}
 	return h
 }
