@@ -51,6 +51,9 @@ const (
 	// KeyClientCert is the subject of the client certificate verified on
 	// a listener with tls.client_auth (package clientcert); empty without.
 	KeyClientCert = "client_cert_subject"
+	// KeyTraceID is the W3C trace id the request was forwarded with
+	// (traceparent); empty when the server answered before routing.
+	KeyTraceID = "trace_id"
 )
 
 // Options configures New.
@@ -152,6 +155,7 @@ func New(o Options, next http.Handler) http.Handler {
 				slog.String(KeyUserAgent, ua),
 				slog.String(KeyReferer, referer),
 				slog.String(KeyClientCert, certSubject),
+				slog.String(KeyTraceID, in.TraceID),
 			)
 			// The request's context may be canceled by now (client gone);
 			// the record must be written anyway.
@@ -200,6 +204,7 @@ func ServerAnswer(logger *slog.Logger, remoteAddr string, status int, at time.Ti
 		slog.String(KeyUserAgent, ""),
 		slog.String(KeyReferer, ""),
 		slog.String(KeyClientCert, ""),
+		slog.String(KeyTraceID, ""),
 	)
 	_ = logger.Handler().Handle(context.Background(), record)
 }

@@ -46,6 +46,25 @@ type Config struct {
 	State State `koanf:"state" json:"state,omitzero" yaml:"state,omitempty"`
 	// Cache is the process's HTTP cache (see cache.go); routes opt in.
 	Cache Cache `koanf:"cache" json:"cache,omitzero" yaml:"cache,omitempty"`
+	// Tracing exports a span per request over OTLP/HTTP. The W3C
+	// traceparent header is passed on (or started) either way.
+	Tracing Tracing `koanf:"tracing" json:"tracing,omitzero" yaml:"tracing,omitempty"`
+}
+
+// Tracing configures OpenTelemetry span export. Dynamic: a reload
+// replaces the exporter (the old one is flushed when its requests end).
+type Tracing struct {
+	// OTLPEndpoint is the collector's base URL ("http://127.0.0.1:4318";
+	// spans go to its /v1/traces unless the URL has a path). Empty means
+	// no export.
+	OTLPEndpoint string `koanf:"otlp_endpoint" json:"otlp_endpoint,omitempty" yaml:"otlp_endpoint,omitempty"`
+	// SampleRatio is the share, 0 to 1, of traces that start here which
+	// are recorded; a request whose traceparent says sampled is always
+	// recorded (parent-based). Nil means 1.
+	SampleRatio *float64 `koanf:"sample_ratio" json:"sample_ratio,omitempty" yaml:"sample_ratio,omitempty"`
+	// ServiceName is the service.name resource attribute. Empty means
+	// "handoff".
+	ServiceName string `koanf:"service_name" json:"service_name,omitempty" yaml:"service_name,omitempty"`
 }
 
 // Listener protocols.

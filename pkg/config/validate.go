@@ -7,6 +7,7 @@ import (
 	"maps"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -69,6 +70,7 @@ func (v *validator) config(c *Config) {
 	oneOf(&v.errs, "log.level", c.Log.Level, logLevels)
 	oneOf(&v.errs, "log.format", c.Log.Format, logFormats)
 	v.accessLog(c.Log)
+	v.tracing(c.Tracing)
 	for i, p := range c.TrustedProxies {
 		if _, err := clientip.ParsePrefix(p); err != nil {
 			v.errs.add(indexKey("trusted_proxies", i), "%v", err)
@@ -103,6 +105,23 @@ func (v *validator) accessLog(l Log) {
 		v.errs.addErr("log.access_file", "directory of "+strconv.Quote(l.AccessFile), err)
 	} else if !fi.IsDir() {
 		v.errs.add("log.access_file", "%s is not a directory", filepath.Dir(l.AccessFile))
+	}
+}
+
+// tracing checks the tracing section.
+func (v *validator) tracing(t Tracing) {
+	if r := t.SampleRatio; r != nil && (*r < 0 || *r > 1) {
+		v.errs.add("tracing.sample_ratio", "%v is not between 0 and 1", *r)
+	}
+	if t.OTLPEndpoint == "" {
+		return
+	}
+	u, err := url.Parse(t.OTLPEndpoint)
+	switch {
+	case err != nil:
+		v.errs.add("tracing.otlp_endpoint", "%v", err)
+	case u.Scheme != "http" && u.Scheme != "https" || u.Host == "":
+		v.errs.add("tracing.otlp_endpoint", "%q is not an http:// or https:// URL", t.OTLPEndpoint)
 	}
 }
 
