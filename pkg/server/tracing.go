@@ -116,6 +116,10 @@ func (t *genTracing) Close() {
 // handler propagates the trace and, when exporting, records the span.
 func (t *genTracing) handler(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if forwardProxied(r) {
+			next.ServeHTTP(w, r)
+			return
+		}
 		parent, ok := tracecontext.FromHeader(r.Header)
 		if !ok {
 			// §3.3.1: tracestate is only meaningful with the traceparent
@@ -129,9 +133,7 @@ func (t *genTracing) handler(next http.Handler) http.Handler {
 			r = r.WithContext(ctx)
 		}
 		if t.tracer == nil {
-			child := tracecontext.Child(parent, ok, false)
-			r.Header[tracecontext.Header] = []string{child.String()}
-			in.TraceID = child.TraceID.String()
+			setTraceparent(r.Header, in, tracecontext.Child(parent, ok, false))
 			next.ServeHTTP(w, r)
 			return
 		}
@@ -164,8 +166,7 @@ func (t *genTracing) serveRecorded(w http.ResponseWriter, r *http.Request, paren
 	sc := span.SpanContext()
 	child := tracecontext.Parent{TraceID: tracecontext.TraceID(sc.TraceID()), SpanID: tracecontext.SpanID(sc.SpanID()),
 		Flags: byte(sc.TraceFlags()) & tracecontext.FlagSampled}
-	r.Header[tracecontext.Header] = []string{child.String()}
-	in.TraceID = child.TraceID.String()
+	setTraceparent(r.Header, in, child)
 	if !span.IsRecording() {
 		span.End()
 		next.ServeHTTP(w, r)
@@ -188,6 +189,22 @@ func (t *genTracing) serveRecorded(w http.ResponseWriter, r *http.Request, paren
 	}()
 	next.ServeHTTP(rec, r)
 	returned = true
+}
+
+// forwardProxied reports whether r came in on a forward proxy listener
+// (policy.go stamps those with their tunnels): its requests go to any
+// origin, which gets no trace header of ours.
+func forwardProxied(r *http.Request) bool {
+	st, ok := r.Context().Value(listenerKey{}).(*listenerStamp)
+	return ok && st.tunnels != nil
+}
+
+// setTraceparent forwards p and names its trace in in; the trace id is
+// a slice of the header value, so the two cost one string.
+func setTraceparent(h http.Header, in *reqinfo.Info, p tracecontext.Parent) {
+	v := p.String()
+	h[tracecontext.Header] = []string{v}
+	in.TraceID = v[3:35] // "00-" trace-id "-" ...
 }
 
 // loggedExporter logs failed exports through the injected logger, at

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -220,5 +221,61 @@ func TestOTLPDeadCollectorFailsNoRequest(t *testing.T) {
 		if resp.StatusCode != 200 {
 			t.Fatalf("status %d with a dead collector", resp.StatusCode)
 		}
+	}
+}
+
+func TestTracingConfigErrors(t *testing.T) {
+	two := 2.0
+	tests := []struct {
+		name string
+		tc   config.Tracing
+		key  string
+	}{
+		{name: "ratio above 1", tc: config.Tracing{SampleRatio: &two}, key: "tracing.sample_ratio"},
+		{name: "no scheme", tc: config.Tracing{OTLPEndpoint: "127.0.0.1:4318"}, key: "tracing.otlp_endpoint"},
+		{name: "grpc scheme", tc: config.Tracing{OTLPEndpoint: "grpc://127.0.0.1:4317"}, key: "tracing.otlp_endpoint"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := baseConfig([]config.Listener{{Name: "http", Protocol: config.ProtocolHTTP}}, "127.0.0.1:1")
+			cfg.Tracing = tt.tc
+			err := cfg.Validate([]string{"http"})
+			if err == nil || !strings.Contains(err.Error(), tt.key+":") {
+				t.Fatalf("err = %v, want one naming %s", err, tt.key)
+			}
+		})
+	}
+}
+
+func TestOTLPTracesURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"http://127.0.0.1:4318":               "http://127.0.0.1:4318/v1/traces",
+		"http://127.0.0.1:4318/":              "http://127.0.0.1:4318/v1/traces",
+		"https://collector.example/otlp/v1/t": "https://collector.example/otlp/v1/t",
+	} {
+		if got, err := otlpTracesURL(in); err != nil || got != want {
+			t.Errorf("otlpTracesURL(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+}
+
+// TestForwardProxyAddsNoTraceparent: a forward proxy's requests go to any
+// origin; the proxy must not tag them with a trace of its own.
+func TestForwardProxyAddsNoTraceparent(t *testing.T) {
+	b := traceBackend(t)
+	fwd := config.Listener{Name: "fwd", Protocol: config.ProtocolForwardProxy, Destinations: &config.Destinations{Allow: []string{"127.0.0.0/8"}}}
+	cfg := baseConfig([]config.Listener{{Name: "http", Protocol: config.ProtocolHTTP}, fwd}, hostOf(b))
+	r := serve(t, cfg, nil)
+	proxyURL, _ := url.Parse("http://" + r.addrs["fwd"])
+	tr := &http.Transport{Proxy: http.ProxyURL(proxyURL)}
+	defer tr.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: tr}).Get(b.URL + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(body) != "|" {
+		t.Errorf("origin got %d %q, want no traceparent", resp.StatusCode, body)
 	}
 }
