@@ -50,8 +50,8 @@ type combinedHandler struct {
 }
 
 func (h *combinedHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelInfo }
-func (h *combinedHandler) WithAttrs([]slog.Attr) slog.Handler        { return h }
-func (h *combinedHandler) WithGroup(string) slog.Handler             { return h }
+func (h *combinedHandler) WithAttrs([]slog.Attr) slog.Handler           { return h }
+func (h *combinedHandler) WithGroup(string) slog.Handler                { return h }
 
 func (h *combinedHandler) Handle(_ context.Context, r slog.Record) error {
 	var client, method, uri, proto, referer, ua string
@@ -108,7 +108,6 @@ func (h *combinedHandler) Handle(_ context.Context, r slog.Record) error {
 
 // clfTime is %t of mod_log_config: [10/Oct/2000:13:55:36 -0700].
 const clfTime = "02/Jan/2006:15:04:05 -0700"
-
 
 func dash(s string) string {
 	if s == "" {

@@ -119,9 +119,9 @@ func TestSample(t *testing.T) {
 type countHandler struct{ n *int }
 
 func (c countHandler) Enabled(_ context.Context, _ slog.Level) bool { return true }
-func (c countHandler) Handle(context.Context, slog.Record) error   { *c.n++; return nil }
-func (c countHandler) WithAttrs([]slog.Attr) slog.Handler          { return c }
-func (c countHandler) WithGroup(string) slog.Handler               { return c }
+func (c countHandler) Handle(context.Context, slog.Record) error    { *c.n++; return nil }
+func (c countHandler) WithAttrs([]slog.Attr) slog.Handler           { return c }
+func (c countHandler) WithGroup(string) slog.Handler                { return c }
 
 func TestFileReopen(t *testing.T) {
 	dir := t.TempDir()
