@@ -16,8 +16,8 @@ func TestDescribe(t *testing.T) {
 		t.Fatal(err)
 	}
 	tests := []struct {
-		name                 string
-		cs                   *tls.ConnectionState
+		name  string
+		cs    *tls.ConnectionState
 		empty bool
 	}{
 		{name: "no TLS", cs: nil, empty: true},
