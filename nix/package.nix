@@ -7,7 +7,7 @@ buildGoModule {
   inherit version;
 
   src = lib.cleanSource ./..;
-  vendorHash = "sha256-jYTri54MjXSpG2wyg/v8hvtfSn1bXiYEpLi8uZHjw3Q=";
+  vendorHash = "sha256-VpsV4s0/OecqEteMvhPF+VxlCFceCsTSrGf2moQIGHI=";
 
   subPackages = [ "cmd/handoff" ];
   env.CGO_ENABLED = "0";

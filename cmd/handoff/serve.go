@@ -74,13 +74,19 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, env 
 		listeners[l.Name] = set.Listener(l.Name)
 	}
 
+	access, err := newAccessLog(stdout, cfg.Log, logger)
+	if err != nil {
+		return err
+	}
+	defer access.close()
+
 	notifier, err := activation.NewNotifier(activation.NotifierOptions{Env: actEnv})
 	if err != nil {
 		logger.Warn("sd_notify unavailable", "error", err)
 	}
 	srv, err := newServer(serverParts{
 		cfg: cfg, opts: opts, set: set, listeners: listeners, notifier: notifier,
-		logger: logger, getenv: getenv, args: args, env: env,
+		logger: logger, access: access, getenv: getenv, args: args, env: env,
 	})
 	if err != nil {
 		return err
@@ -119,6 +125,7 @@ type serverParts struct {
 	listeners map[string]net.Listener
 	notifier  *activation.Notifier
 	logger    *slog.Logger
+	access    *accessLog
 	getenv    func(string) string
 	args, env []string // the command line and environment, for an upgrade
 }
@@ -143,12 +150,14 @@ func newServer(p serverParts) (*server.Server, error) {
 			}
 			return loaded.Config, nil
 		},
-		Listeners:  p.listeners,
-		Admin:      p.set.Listener(adminFDName),
-		Notifier:   p.notifier,
-		Logger:     p.logger,
-		Version:    version,
-		ReadyLines: readyLines,
+		Listeners:    p.listeners,
+		Admin:        p.set.Listener(adminFDName),
+		Notifier:     p.notifier,
+		Logger:       p.logger,
+		AccessLogger: p.access.logger,
+		ReopenLogs:   p.access.reopen,
+		Version:      version,
+		ReadyLines:   readyLines,
 		OnReady: func() {
 			if err := upgrade.SignalReady(p.getenv); err != nil {
 				p.logger.Error("upgrade: tell the old process we are ready", "error", err)

@@ -13,10 +13,12 @@ package accesslog
 import (
 	"context"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"time"
 
+	"github.com/handoff-proxy/handoff/pkg/clientcert"
 	"github.com/handoff-proxy/handoff/pkg/reqinfo"
 )
 
@@ -46,6 +48,12 @@ const (
 	KeyRequestID = "request_id" // X-Request-Id forwarded
 	KeyUserAgent = "user_agent" // User-Agent header
 	KeyReferer   = "referer"    // Referer header (RFC 9110 §10.1.3 spelling)
+	// KeyClientCert is the subject of the client certificate verified on
+	// a listener with tls.client_auth (package clientcert); empty without.
+	KeyClientCert = "client_cert_subject"
+	// KeyTraceID is the W3C trace id the request was forwarded with
+	// (traceparent); empty when the server answered before routing.
+	KeyTraceID = "trace_id"
 )
 
 // Options configures New.
@@ -58,6 +66,26 @@ type Options struct {
 	// Now is the clock for the record time and the duration. Nil means
 	// time.Now.
 	Now func() time.Time
+	// Sample is the share (0..1) of successful requests (status below
+	// 400) that are logged; error answers and requests whose client went
+	// away are always logged. Zero, or 1 and above, means every request.
+	Sample float64
+	// Rand returns a number in [0, 1) for sampling. Nil means
+	// math/rand/v2's Float64.
+	Rand func() float64
+}
+
+// Keep returns the sampling decision of o: whether a request answered
+// with status is logged.
+func (o Options) Keep() func(status int) bool {
+	if o.Sample <= 0 || o.Sample >= 1 {
+		return func(int) bool { return true }
+	}
+	random := o.Rand
+	if random == nil {
+		random = rand.Float64
+	}
+	return func(status int) bool { return status >= 400 || random() < o.Sample }
 }
 
 // Middleware logs each request served by next at Info through logger. It
@@ -83,6 +111,7 @@ func New(o Options, next http.Handler) http.Handler {
 	if now == nil {
 		now = time.Now
 	}
+	keep := o.Keep()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		in := reqinfo.From(r.Context())
 		if in == nil {
@@ -102,6 +131,7 @@ func New(o Options, next http.Handler) http.Handler {
 		method, host, uri, proto := r.Method, r.Host, r.URL.RequestURI(), r.Proto
 		ua, referer := r.UserAgent(), r.Referer()
 		client := clientIP(r.RemoteAddr)
+		certSubject := clientcert.Subject(r.TLS)
 
 		rec := reqinfo.NewRecorder(w)
 		returned := false
@@ -109,9 +139,12 @@ func New(o Options, next http.Handler) http.Handler {
 			// Log panicking requests too: net/http recovers the panic
 			// (http.ErrAbortHandler included) and drops the connection.
 			status := rec.FinalStatus(r, in, !returned)
+			if !keep(status) {
+				return
+			}
 			Write(h, o.Level, Entry{
 				Start: start, End: now(), Client: client, Method: method, Host: host, URI: uri, Proto: proto,
-				Status: status, Bytes: rec.Bytes(), Info: in, UserAgent: ua, Referer: referer,
+				Status: status, Bytes: rec.Bytes(), Info: in, UserAgent: ua, Referer: referer, ClientCert: certSubject,
 			})
 		}()
 		next.ServeHTTP(rec, r)
@@ -129,6 +162,7 @@ type Entry struct {
 	Bytes                    int64
 	Info                     *reqinfo.Info
 	UserAgent, Referer       string
+	ClientCert               string // verified client certificate subject
 }
 
 // Enabled reports whether h logs records at level (it may change at run
@@ -156,6 +190,8 @@ func Write(h slog.Handler, level slog.Level, e Entry) {
 		slog.String(KeyRequestID, e.Info.RequestID),
 		slog.String(KeyUserAgent, e.UserAgent),
 		slog.String(KeyReferer, e.Referer),
+		slog.String(KeyClientCert, e.ClientCert),
+		slog.String(KeyTraceID, e.Info.TraceID),
 	)
 	// The request may be over (client gone): the record is written anyway.
 	_ = h.Handle(context.Background(), record)
@@ -198,6 +234,8 @@ func ServerAnswer(logger *slog.Logger, remoteAddr string, status int, at time.Ti
 		slog.String(KeyRequestID, ""),
 		slog.String(KeyUserAgent, ""),
 		slog.String(KeyReferer, ""),
+		slog.String(KeyClientCert, ""),
+		slog.String(KeyTraceID, ""),
 	)
 	_ = logger.Handler().Handle(context.Background(), record)
 }

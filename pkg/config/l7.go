@@ -19,7 +19,9 @@ type RouteHeaders struct {
 }
 
 // HeaderOps are header edits, applied remove, then set, then add. Values
-// may name {client_ip}, {host}, {hostport}, {request_id} and {scheme};
+// may name {client_ip}, {host} (or {hostname}), {hostport}, {request_id},
+// {scheme} and, with tls.client_auth, {client_cert_subject},
+// {client_cert_san} and {client_cert_fingerprint};
 // CR, LF and other control bytes are refused at load and dropped from
 // expanded values.
 type HeaderOps struct {
@@ -105,6 +107,18 @@ func (r Route) PathSpec() rewrite.PathSpec {
 // l7 checks the header edits, redirects, rewrites and static responses of
 // every route with the parsers the server uses.
 func (v *validator) l7(c *Config) {
+	for i, l := range c.Listeners {
+		rd := l.Redirect
+		if rd == nil {
+			continue
+		}
+		key := joinKey(indexKey("listeners", i), "redirect")
+		if l.Protocol != "" && l.Protocol != ProtocolHTTP && l.Protocol != ProtocolHTTPS {
+			v.errs.add(key, "only for protocols http and https")
+		} else if _, err := rewrite.ParseRedirect(rd.To, rd.Status); err != nil {
+			v.errs.addErr(key, "invalid", err)
+		}
+	}
 	for i, r := range c.Routes {
 		key := indexKey("routes", i)
 		if h := r.Headers; h != nil {

@@ -41,6 +41,17 @@ func TestStaticChanges(t *testing.T) {
 		{name: "listener certificate added", mutate: func(c *Config) {
 			c.Listeners[1].TLS.Certificates = append(c.Listeners[1].TLS.Certificates, Certificate{Cert: "/c.crt", Key: "/c.key"})
 		}},
+		// client_auth too: the CA is read again like the certificates.
+		{name: "listener client_auth", mutate: func(c *Config) {
+			c.Listeners[1].TLS.ClientAuth = &ClientAuth{CA: "/ca.pem", Mode: ClientAuthVerifyIfGiven}
+		}},
+		{name: "access sample and tracing are dynamic", mutate: func(c *Config) {
+			c.Log.AccessSample = 0.5
+			c.Tracing.OTLPEndpoint = "http://127.0.0.1:4318"
+		}},
+		{name: "access file and format are static", mutate: func(c *Config) {
+			c.Log.AccessFile, c.Log.AccessFormat = "/var/log/a.log", "combined"
+		}, want: []string{"log.access_file", "log.access_format"}},
 		{name: "listener TLS version", mutate: func(c *Config) { c.Listeners[1].TLS.MinVersion = "1.3" },
 			want: []string{`listeners["web"].tls.min_version`}},
 		{name: "listener becomes https", mutate: func(c *Config) {

@@ -46,6 +46,25 @@ type Config struct {
 	State State `koanf:"state" json:"state,omitzero" yaml:"state,omitempty"`
 	// Cache is the process's HTTP cache (see cache.go); routes opt in.
 	Cache Cache `koanf:"cache" json:"cache,omitzero" yaml:"cache,omitempty"`
+	// Tracing exports a span per request over OTLP/HTTP. The W3C
+	// traceparent header is passed on (or started) either way.
+	Tracing Tracing `koanf:"tracing" json:"tracing,omitzero" yaml:"tracing,omitempty"`
+}
+
+// Tracing configures OpenTelemetry span export. Dynamic: a reload
+// replaces the exporter (the old one is flushed when its requests end).
+type Tracing struct {
+	// OTLPEndpoint is the collector's base URL ("http://127.0.0.1:4318";
+	// spans go to its /v1/traces unless the URL has a path). Empty means
+	// no export.
+	OTLPEndpoint string `koanf:"otlp_endpoint" json:"otlp_endpoint,omitempty" yaml:"otlp_endpoint,omitempty"`
+	// SampleRatio is the share, 0 to 1, of traces that start here which
+	// are recorded; a request whose traceparent says sampled is always
+	// recorded (parent-based). Nil means 1.
+	SampleRatio *float64 `koanf:"sample_ratio" json:"sample_ratio,omitempty" yaml:"sample_ratio,omitempty"`
+	// ServiceName is the service.name resource attribute. Empty means
+	// "handoff".
+	ServiceName string `koanf:"service_name" json:"service_name,omitempty" yaml:"service_name,omitempty"`
 }
 
 // Listener protocols.
@@ -78,6 +97,10 @@ type Listener struct {
 	// net/http. Nil means true; false serves every request with
 	// net/http. Read at start only (a restart applies a change).
 	FastPath *bool `koanf:"fast_path" json:"fast_path,omitempty" yaml:"fast_path,omitempty"`
+	// Redirect answers every request of an http or https listener with
+	// a redirect, before routes (the usual http→https listener: to:
+	// "https://{hostname}{uri}"). Nil means requests go to routes.
+	Redirect *RouteRedirect `koanf:"redirect" json:"redirect,omitempty" yaml:"redirect,omitempty"`
 
 	// L4 keys (l4.go): tcp and replicate listeners; proxy_protocol on any.
 	// Upstream names the upstream a tcp listener relays to. Required
@@ -129,6 +152,28 @@ type ListenerTLS struct {
 	Certificates []Certificate `koanf:"certificates" json:"certificates" yaml:"certificates"`
 	// MinVersion is "1.2" (default) or "1.3".
 	MinVersion string `koanf:"min_version" json:"min_version,omitempty" yaml:"min_version,omitempty"`
+	// ClientAuth asks clients for a certificate (mutual TLS). Nil means
+	// none is asked for. Like the certificates, a reload reads it again.
+	ClientAuth *ClientAuth `koanf:"client_auth" json:"client_auth,omitempty" yaml:"client_auth,omitempty"`
+}
+
+// Client certificate modes of ClientAuth.Mode.
+const (
+	// ClientAuthRequire refuses the handshake without a certificate that
+	// chains to the CA (crypto/tls RequireAndVerifyClientCert).
+	ClientAuthRequire = "require"
+	// ClientAuthVerifyIfGiven serves clients without a certificate, and
+	// refuses one that does not chain to the CA (VerifyClientCertIfGiven).
+	ClientAuthVerifyIfGiven = "verify_if_given"
+)
+
+// ClientAuth configures client certificates on a TLS listener.
+type ClientAuth struct {
+	// CA is a PEM file of the certificates client certificates must
+	// chain to. Required.
+	CA string `koanf:"ca" json:"ca" yaml:"ca"`
+	// Mode is "require" or "verify_if_given". Empty means require.
+	Mode string `koanf:"mode" json:"mode,omitempty" yaml:"mode,omitempty"`
 }
 
 // Certificate is a PEM certificate chain and its private key on disk.
@@ -385,4 +430,16 @@ type Log struct {
 	// Access reports whether one line per request is logged. Nil means
 	// true.
 	Access *bool `koanf:"access" json:"access,omitempty" yaml:"access,omitempty"`
+	// AccessFormat is "json", "logfmt" or "combined" (Apache/nginx
+	// Combined Log Format). Empty means the access lines go through the
+	// process logger, in Format, as the other logs.
+	AccessFormat string `koanf:"access_format" json:"access_format,omitempty" yaml:"access_format,omitempty"`
+	// AccessFile is a file the access lines are appended to, reopened on
+	// every reload (logrotate's postrotate: systemctl reload). Empty
+	// means stdout (journald under systemd), with the other logs.
+	AccessFile string `koanf:"access_file" json:"access_file,omitempty" yaml:"access_file,omitempty"`
+	// AccessSample is the share, 0 to 1, of successful requests (status
+	// below 400) logged; errors are always logged. Zero means all. A
+	// reload applies it.
+	AccessSample float64 `koanf:"access_sample" json:"access_sample,omitempty" yaml:"access_sample,omitempty"`
 }

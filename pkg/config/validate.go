@@ -7,6 +7,7 @@ import (
 	"maps"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -15,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/handoff-proxy/handoff/pkg/accesslog"
 	"github.com/handoff-proxy/handoff/pkg/activation"
 	"github.com/handoff-proxy/handoff/pkg/balance"
 	"github.com/handoff-proxy/handoff/pkg/clientip"
@@ -31,6 +33,8 @@ var (
 	logLevels  = []string{"debug", "info", "warn", "error"}
 	logFormats = []string{"json", "text"}
 	tlsVersion = []string{"1.2", "1.3"}
+
+	clientAuthModes = []string{ClientAuthRequire, ClientAuthVerifyIfGiven}
 )
 
 // AdminOff is the admin.listen value that disables the admin API.
@@ -65,6 +69,8 @@ func (v *validator) config(c *Config) {
 	v.admin(c)
 	oneOf(&v.errs, "log.level", c.Log.Level, logLevels)
 	oneOf(&v.errs, "log.format", c.Log.Format, logFormats)
+	v.accessLog(c.Log)
+	v.tracing(c.Tracing)
 	for i, p := range c.TrustedProxies {
 		if _, err := clientip.ParsePrefix(p); err != nil {
 			v.errs.add(indexKey("trusted_proxies", i), "%v", err)
@@ -78,6 +84,45 @@ func (v *validator) config(c *Config) {
 	v.access(c) // access.go
 	v.l7(c)     // l7.go
 	v.negatives("", reflect.ValueOf(c).Elem())
+}
+
+// accessLog checks log.access_format, access_file and access_sample.
+func (v *validator) accessLog(l Log) {
+	oneOf(&v.errs, "log.access_format", l.AccessFormat, accesslog.Formats())
+	if l.AccessSample < 0 || l.AccessSample > 1 {
+		v.errs.add("log.access_sample", "%v is not between 0 and 1", l.AccessSample)
+	}
+	if l.AccessFile == "" {
+		return
+	}
+	if !filepath.IsAbs(l.AccessFile) {
+		v.errs.add("log.access_file", "%q is not an absolute path", l.AccessFile)
+		return
+	}
+	// The file itself may not exist yet (it is created); its directory
+	// must.
+	if fi, err := os.Stat(filepath.Dir(l.AccessFile)); err != nil {
+		v.errs.addErr("log.access_file", "directory of "+strconv.Quote(l.AccessFile), err)
+	} else if !fi.IsDir() {
+		v.errs.add("log.access_file", "%s is not a directory", filepath.Dir(l.AccessFile))
+	}
+}
+
+// tracing checks the tracing section.
+func (v *validator) tracing(t Tracing) {
+	if r := t.SampleRatio; r != nil && (*r < 0 || *r > 1) {
+		v.errs.add("tracing.sample_ratio", "%v is not between 0 and 1", *r)
+	}
+	if t.OTLPEndpoint == "" {
+		return
+	}
+	u, err := url.Parse(t.OTLPEndpoint)
+	switch {
+	case err != nil:
+		v.errs.add("tracing.otlp_endpoint", "%v", err)
+	case u.Scheme != "http" && u.Scheme != "https" || u.Host == "":
+		v.errs.add("tracing.otlp_endpoint", "%q is not an http:// or https:// URL", t.OTLPEndpoint)
+	}
 }
 
 // oneOf checks an enumerated value; empty means the default.
@@ -159,6 +204,15 @@ func (v *validator) listeners(c *Config) {
 			oneOf(&v.errs, joinKey(tlsKey, "min_version"), l.TLS.MinVersion, tlsVersion)
 			for j, cert := range l.TLS.Certificates {
 				v.keyPair(indexKey(joinKey(tlsKey, "certificates"), j), cert.Cert, cert.Key, true)
+			}
+			if ca := l.TLS.ClientAuth; ca != nil {
+				caKey := joinKey(tlsKey, "client_auth")
+				oneOf(&v.errs, joinKey(caKey, "mode"), ca.Mode, clientAuthModes)
+				if ca.CA == "" {
+					v.errs.add(joinKey(caKey, "ca"), "required")
+				} else if err := checkCA(ca.CA); err != nil {
+					v.errs.add(joinKey(caKey, "ca"), "%v", err)
+				}
 			}
 		}
 	}

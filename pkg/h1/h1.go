@@ -111,6 +111,8 @@ const (
 	KindXRequestID
 	KindHTTP2Settings
 	KindDate
+	KindTraceparent
+	KindTracestate
 )
 
 var kindNames = [...]struct {
@@ -137,6 +139,8 @@ var kindNames = [...]struct {
 	{"x-request-id", KindXRequestID},
 	{"http2-settings", KindHTTP2Settings},
 	{"date", KindDate},
+	{"traceparent", KindTraceparent},
+	{"tracestate", KindTracestate},
 }
 
 func kindOf(name []byte) Kind {

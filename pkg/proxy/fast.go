@@ -54,6 +54,7 @@ type FastRequest struct {
 	eligible func(*upstream.Target) bool
 	fast     *Fast
 	idBuf    [32]byte
+	traceBuf [55]byte
 }
 
 // FastResult is how a fast-path request ended.

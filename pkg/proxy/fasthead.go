@@ -10,6 +10,7 @@ import (
 
 	"github.com/handoff-proxy/handoff/pkg/clientip"
 	"github.com/handoff-proxy/handoff/pkg/h1"
+	"github.com/handoff-proxy/handoff/pkg/tracecontext"
 )
 
 // appendRequestHead appends the head forwarded for req: its request line
@@ -24,10 +25,18 @@ func (f *forwarding) appendRequestHead(b []byte, req *FastRequest, id string) []
 	b = append(b, head.Target.Bytes(buf)...)
 	b = append(b, " HTTP/1.1\r\n"...)
 	conn, hasConn := head.Field(h1.KindConnection)
+	parent, traced := tracecontext.Parent{}, false
+	if v, ok := head.Field(h1.KindTraceparent); ok && countKind(head, h1.KindTraceparent) == 1 {
+		parent, traced = tracecontext.Parse(v.String(buf))
+	}
 	for _, fl := range head.Fields {
 		switch {
 		case fl.Kind == h1.KindHost:
 			continue // written first below
+		case fl.Kind == h1.KindTraceparent, fl.Kind == h1.KindTracestate && !traced:
+			// W3C Trace Context §3.3.1: tracestate only travels with
+			// the traceparent it came with.
+			continue
 		case fl.Kind.HopByHop(), fl.Kind == h1.KindHTTP2Settings, forwardingKind(fl.Kind):
 			continue
 		case fl.Kind == h1.KindOther && hasConn && h1.HasToken(conn.Bytes(buf), lower(fl.Name.Bytes(buf))):
@@ -47,6 +56,13 @@ func (f *forwarding) appendRequestHead(b []byte, req *FastRequest, id string) []
 		b = append(b, "Te: trailers\r\n"...)
 	}
 	b = f.appendForwarding(b, req, id)
+	// Trace Context: this proxy's span as the parent, in the client's
+	// trace or a new one (what tracing.go does on the net/http path).
+	tp := tracecontext.Child(parent, traced, false).AppendTo(req.traceBuf[:0])
+	req.Info.TraceID = unsafe.String(&req.traceBuf[3], 32)
+	b = append(b, "Traceparent: "...)
+	b = append(b, tp...)
+	b = append(b, '\r', '\n')
 	if head.ContentLength >= 0 {
 		b = append(b, "Content-Length: "...)
 		b = strconv.AppendInt(b, head.ContentLength, 10)

@@ -27,6 +27,9 @@ type Info struct {
 	ClientGone bool
 	// RequestID is the X-Request-Id the proxy forwarded.
 	RequestID string
+	// TraceID is the W3C trace id of the traceparent the proxy
+	// forwarded (32 hex digits); empty when none was.
+	TraceID string
 }
 
 type key struct{}

@@ -12,19 +12,27 @@ import (
 const (
 	VarClientIP  = "client_ip"  // the client's address, after trusted proxies
 	VarHost      = "host"       // the request's host, without a port
+	VarHostname  = "hostname"   // the same as host (the name nginx and Caddy users look for)
 	VarHostPort  = "hostport"   // the request's Host as sent, port included
 	VarRequestID = "request_id" // the X-Request-Id the proxy forwards
 	VarScheme    = "scheme"     // "http" or "https"
 	VarURI       = "uri"        // escaped path and query, as requested
 	VarPath      = "path"       // escaped path
 	VarQuery     = "query"      // raw query, without "?"
+
+	// The client certificate verified on a listener with
+	// tls.client_auth (package clientcert); empty without one.
+	VarClientCertSubject     = "client_cert_subject"     // RFC 2253 subject
+	VarClientCertSAN         = "client_cert_san"         // subject alternative names, comma-separated
+	VarClientCertFingerprint = "client_cert_fingerprint" // SHA-256 of the DER, hex
 )
 
 // HeaderVars are the variables of header templates; redirect targets may
 // also use the URL variables (URLVars).
 var (
-	HeaderVars = []string{VarClientIP, VarHost, VarHostPort, VarRequestID, VarScheme}
-	URLVars    = []string{VarClientIP, VarHost, VarHostPort, VarRequestID, VarScheme, VarURI, VarPath, VarQuery}
+	HeaderVars = []string{VarClientIP, VarHost, VarHostname, VarHostPort, VarRequestID, VarScheme,
+		VarClientCertSubject, VarClientCertSAN, VarClientCertFingerprint}
+	URLVars = append(slices.Clip(HeaderVars), VarURI, VarPath, VarQuery)
 )
 
 // ErrTemplate is wrapped by every template parse error.

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"sync/atomic"
 
@@ -12,11 +13,15 @@ import (
 )
 
 // certificates is an immutable set of server certificates indexed by the
-// names they are valid for.
+// names they are valid for, and the client certificate settings that were
+// loaded with them.
 type certificates struct {
 	first  *tls.Certificate
 	exact  map[string]*tls.Certificate
 	suffix map[string]*tls.Certificate // "*.example.com" stored as "example.com"
+	// clientAuth is the whole TLS config of a listener that asks for
+	// client certificates (tls.client_auth), nil when it asks for none.
+	clientAuth *tls.Config
 }
 
 // certStore lets a TLS listener pick up new certificates on reload without
@@ -70,24 +75,70 @@ func parseCerts(t *config.ListenerTLS) (*certificates, error) {
 			}
 		}
 	}
+	if ca := t.ClientAuth; ca != nil {
+		conf, err := clientAuthConfig(t, ca, c)
+		if err != nil {
+			return nil, err
+		}
+		c.clientAuth = conf
+	}
 	return c, nil
+}
+
+// clientAuthConfig is the TLS config of a listener with client
+// certificates: the listener's own settings plus the CA pool and mode.
+func clientAuthConfig(t *config.ListenerTLS, ca *config.ClientAuth, c *certificates) (*tls.Config, error) {
+	pem, err := os.ReadFile(ca.CA)
+	if err != nil {
+		return nil, fmt.Errorf("tls.client_auth.ca: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("tls.client_auth.ca: %s holds no PEM certificates", ca.CA)
+	}
+	mode := tls.RequireAndVerifyClientCert
+	if ca.Mode == config.ClientAuthVerifyIfGiven {
+		mode = tls.VerifyClientCertIfGiven
+	}
+	return &tls.Config{
+		MinVersion:     tlsVersion(t),
+		GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) { return c.pick(hello), nil },
+		NextProtos:     serverNextProtos,
+		ClientAuth:     mode,
+		ClientCAs:      pool,
+	}, nil
+}
+
+// serverNextProtos are the ALPN protocols of a TLS listener (RFC 9113
+// §3.2: HTTP/2 over TLS is negotiated with "h2").
+var serverNextProtos = []string{"h2", "http/1.1"}
+
+// forClient implements tls.Config.GetConfigForClient: the client_auth
+// config loaded last, or nil (the listener's base config) when the
+// listener asks for no client certificate. Going through the store lets
+// a reload change the CA without re-binding.
+func (cs *certStore) forClient(*tls.ClientHelloInfo) (*tls.Config, error) {
+	return cs.cur.Load().clientAuth, nil
 }
 
 // get implements tls.Config.GetCertificate: exact SNI match, then a
 // wildcard for the parent domain (RFC 6125 §6.4.3: one label only), then the
 // first certificate as the default.
 func (cs *certStore) get(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
-	c := cs.cur.Load()
+	return cs.cur.Load().pick(hello), nil
+}
+
+func (c *certificates) pick(hello *tls.ClientHelloInfo) *tls.Certificate {
 	name := strings.ToLower(strings.TrimSuffix(hello.ServerName, "."))
 	if name != "" {
 		if kp, ok := c.exact[name]; ok {
-			return kp, nil
+			return kp
 		}
 		if i := strings.IndexByte(name, '.'); i > 0 {
 			if kp, ok := c.suffix[name[i+1:]]; ok {
-				return kp, nil
+				return kp
 			}
 		}
 	}
-	return c.first, nil
+	return c.first
 }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -356,7 +357,7 @@ func (s *fastServer) serveRequest(fc *fastConn, buf []byte) ([]byte, bool, bool)
 
 // logAccess writes the access log record of a fast-path request.
 func (s *fastServer) logAccess(g *generation, fc *fastConn, buf []byte, start time.Time, res proxy.FastResult) {
-	if !g.accessLog {
+	if !g.accessLog || !g.fast.keep(res.Status) {
 		return
 	}
 	lh := s.srv.opts.AccessLogger.Handler()
@@ -406,10 +407,16 @@ type fastRoutes struct {
 	// headers reports a route with header conditions: matching needs
 	// the header map net/http builds.
 	headers bool
+	// exporting reports span export (tracing.go), which net/http serves.
+	exporting bool
+	// keep is the access log's sampling decision.
+	keep func(status int) bool
 }
 
 func newFastRoutes(g *generation, table *route.Table) *fastRoutes {
 	fr := &fastRoutes{table: table, fwd: make(map[*route.Route]*proxy.Fast), listeners: make(map[string]bool)}
+	fr.exporting = g.tracing != nil && g.tracing.tracer != nil
+	fr.keep = accesslog.Options{Sample: g.cfg.Log.AccessSample}.Keep()
 	for _, rt := range table.Routes() {
 		if len(rt.Match.Headers) > 0 {
 			fr.headers = true
@@ -421,7 +428,7 @@ func newFastRoutes(g *generation, table *route.Table) *fastRoutes {
 		}
 	}
 	for _, lc := range g.cfg.Listeners {
-		fr.listeners[lc.Name] = lc.Access == nil && lc.Auth == nil
+		fr.listeners[lc.Name] = lc.Access == nil && lc.Auth == nil && lc.Redirect == nil
 	}
 	return fr
 }
@@ -430,10 +437,13 @@ func newFastRoutes(g *generation, table *route.Table) *fastRoutes {
 // when net/http must serve it.
 func (g *generation) fastRoute(listener string, h *h1.Request, buf []byte) (*proxy.Fast, *route.Route) {
 	fr := g.fast
-	if fr == nil || fr.headers || !fr.listeners[listener] {
+	if fr == nil || fr.headers || fr.exporting || !fr.listeners[listener] {
 		return nil, nil
 	}
 	target := h.Target.String(buf)
+	if strings.HasPrefix(target, acmeChallengePrefix) {
+		return nil, nil // acme.go: answered before routing, in ServeHTTP
+	}
 	p := target
 	if i := indexByte(p, '?'); i >= 0 {
 		p = p[:i]
@@ -468,6 +478,10 @@ func indexByte(s string, c byte) int {
 	}
 	return -1
 }
+
+// acmeChallengePrefix is where ACME HTTP-01 challenges are asked
+// (RFC 8555 §8.3).
+const acmeChallengePrefix = "/.well-known/acme-challenge/"
 
 // bodyReader reads the rest of a request body from the client, with an
 // idle timeout between reads: a client that stops sending is cut off

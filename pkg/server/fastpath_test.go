@@ -119,9 +119,11 @@ func normalize(resp string, head bool) string {
 	}
 	sort.Strings(keys)
 	b := string(body)
-	if i := strings.Index(b, `"X-Request-Id":[`); i >= 0 {
-		j := strings.Index(b[i:], "]")
-		b = b[:i] + b[i+j+1:]
+	for _, random := range []string{`"X-Request-Id":[`, `"Traceparent":[`} {
+		if i := strings.Index(b, random); i >= 0 {
+			j := strings.Index(b[i:], "]")
+			b = b[:i] + b[i+j+1:]
+		}
 	}
 	return fmt.Sprintf("%s %d te=%v close=%v\n%s\n\n%s\ntrailers %v", res.Proto, res.StatusCode, res.TransferEncoding, res.Close,
 		strings.Join(keys, "\n"), b, res.Trailer)

@@ -41,6 +41,7 @@ type generation struct {
 	cache    *genCache             // cache: the routes' HTTP cache (cache.go)
 	l4       map[string]l4Upstream // l4: the upstreams of tcp listeners (l4.go)
 	mirrors  *genMirrors           // routes[].mirror copies in flight (mirror.go)
+	tracing  *genTracing           // traceparent and span export (tracing.go)
 	// fast: the HTTP/1.1 fast path's view of the routes (fastpath.go);
 	// accessLog whether requests are logged.
 	fast      *fastRoutes
@@ -163,6 +164,10 @@ func newGeneration(cfg *config.Config, d buildDeps) (*generation, error) {
 	if err != nil {
 		return nil, err
 	}
+	// tracing.go: last, so that no error above leaves its exporter open
+	if g.tracing, err = newGenTracing(cfg.Tracing, d.log); err != nil {
+		return nil, err
+	}
 	g.handler = g.chain(lh, d, cfg)
 	g.fast = newFastRoutes(g, table) // fastpath.go
 	g.accessLog = cfg.Log.Access == nil || *cfg.Log.Access
@@ -170,12 +175,13 @@ func newGeneration(cfg *config.Config, d buildDeps) (*generation, error) {
 }
 
 // chain wraps the route table in the middleware of this generation,
-// outermost first: access log, metrics, routes. The order lives here, with
+// outermost first: access log, tracing, metrics, routes. The order lives here, with
 // the config that decides it, not in the Server.
 func (g *generation) chain(h http.Handler, d buildDeps, cfg *config.Config) http.Handler {
 	h = d.metrics.Middleware(h)
+	h = g.tracing.handler(h) // tracing.go: inside the access log, which logs the trace id
 	if cfg.Log.Access == nil || *cfg.Log.Access {
-		h = accesslog.Middleware(d.accessLog, h)
+		h = accesslog.New(accesslog.Options{Logger: d.accessLog, Sample: cfg.Log.AccessSample}, h)
 	}
 	return h
 }
@@ -219,6 +225,7 @@ func (g *generation) Close() {
 		}
 		g.cache.Close()   // cache
 		g.mirrors.Close() // mirror.go
+		g.tracing.Close() // tracing.go: flushes the last spans
 		g.wg.Wait()
 	})
 }

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/handoff-proxy/handoff/pkg/clientcert"
 	"github.com/handoff-proxy/handoff/pkg/clientip"
 	"github.com/handoff-proxy/handoff/pkg/compression"
 	"github.com/handoff-proxy/handoff/pkg/config"
@@ -57,6 +58,17 @@ func wrapL7(cfg *config.Config, specs []route.Spec, handlers map[string]http.Han
 		specs[i].Handler = l.handler(h)
 	}
 	return nil
+}
+
+// listenerRedirect answers every request with the redirect of
+// listeners[].redirect, with the same variables as a route's redirect.
+func listenerRedirect(rd *config.RouteRedirect, trusted clientip.Trusted) (http.Handler, error) {
+	r, err := rewrite.ParseRedirect(rd.To, rd.Status)
+	if err != nil {
+		return nil, err
+	}
+	l := &routeL7{trusted: trusted, redirect: &r, needRequestID: r.Uses(rewrite.VarRequestID)}
+	return l.handler(nil), nil
 }
 
 func routeName(rc config.Route, i int) string {
@@ -165,7 +177,7 @@ func (l *routeL7) vars(r *http.Request) rewrite.Vars {
 				return ip.String()
 			}
 			return ""
-		case rewrite.VarHost:
+		case rewrite.VarHost, rewrite.VarHostname:
 			return rewrite.HostOnly(r.Host)
 		case rewrite.VarHostPort:
 			return r.Host
@@ -182,6 +194,12 @@ func (l *routeL7) vars(r *http.Request) rewrite.Vars {
 			return r.URL.EscapedPath()
 		case rewrite.VarQuery:
 			return r.URL.RawQuery
+		case rewrite.VarClientCertSubject:
+			return clientcert.Subject(r.TLS)
+		case rewrite.VarClientCertSAN:
+			return clientcert.SANs(r.TLS)
+		case rewrite.VarClientCertFingerprint:
+			return clientcert.Fingerprint(r.TLS)
 		}
 		return ""
 	}

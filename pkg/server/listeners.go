@@ -101,9 +101,10 @@ func newHTTPServer(o protocolOptions) *httpServer {
 		// RFC 9113 §3.2: HTTP/2 over TLS is negotiated with ALPN "h2".
 		p.SetHTTP2(true)
 		srv.TLSConfig = &tls.Config{
-			MinVersion:     tlsVersion(lc.TLS),
-			GetCertificate: o.certs.get,
-			NextProtos:     []string{"h2", "http/1.1"},
+			MinVersion:         tlsVersion(lc.TLS),
+			GetCertificate:     o.certs.get,
+			NextProtos:         serverNextProtos,
+			GetConfigForClient: o.certs.forClient, // certs.go: tls.client_auth
 		}
 		h.tls = true
 	} else {

@@ -161,6 +161,13 @@ func (p *policyResources) listeners(cfg *config.Config, d listenerDeps, routes h
 				h = a.Handler(h)
 			}
 		}
+		if lc.Redirect != nil { // l7.go: the whole listener redirects
+			rd, err := listenerRedirect(lc.Redirect, d.trusted)
+			if err != nil {
+				return nil, fmt.Errorf("listener %q redirect: %w", lc.Name, err)
+			}
+			h = rd
+		}
 		if lc.Access != nil {
 			l, err := access.Parse(lc.Access.Allow, lc.Access.Deny)
 			if err != nil {
@@ -215,7 +222,7 @@ type listenerStamp struct {
 // policies with the listener's name; others go through untouched (no
 // allocation per request).
 func stampListener(lc config.Listener, tunnels *tunnelSet, next http.Handler) http.Handler {
-	if lc.Access == nil && lc.Protocol != config.ProtocolForwardProxy {
+	if lc.Access == nil && lc.Redirect == nil && lc.Protocol != config.ProtocolForwardProxy {
 		return next
 	}
 	st := &listenerStamp{name: lc.Name, tunnels: tunnels}

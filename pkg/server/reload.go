@@ -53,6 +53,11 @@ func (s *Server) reload() ReloadResult {
 	// sd_notify(3): RELOADING=1 with MONOTONIC_USEC, and READY=1 must
 	// follow even when the reload fails, or the unit hangs in "reloading".
 	s.notify(func(n Notifier) error { return n.Reloading() })
+	if s.opts.ReopenLogs != nil {
+		if err := s.opts.ReopenLogs(); err != nil {
+			s.log.Error("reopen the access log, still writing to the old file", "error", err)
+		}
+	}
 	res, status := s.reloadConfig()
 	res.At = s.now()
 	s.lastReload.Store(&res)

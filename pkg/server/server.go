@@ -56,6 +56,10 @@ type Options struct {
 	Logger *slog.Logger
 	// AccessLogger receives one line per request. Nil means Logger.
 	AccessLogger *slog.Logger
+	// ReopenLogs is called at the start of every reload, whether the
+	// new config loads or not, so that logrotate's postrotate can be
+	// `systemctl reload` (accesslog.File.Reopen). Nil means nothing.
+	ReopenLogs func() error
 	// Version is reported in build info and STATUS.
 	Version string
 	// Now is the clock. Nil means time.Now.

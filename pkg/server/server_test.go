@@ -48,7 +48,7 @@ type running struct {
 
 // serve starts a Server for cfg on port-0 listeners and stops it at the
 // end of the test.
-func serve(t testing.TB, cfg *config.Config, load func() (*config.Config, error)) *running {
+func serve(t testing.TB, cfg *config.Config, load func() (*config.Config, error), with ...func(*Options)) *running {
 	t.Helper()
 	lns := map[string]net.Listener{}
 	addrs := map[string]string{}
@@ -60,7 +60,11 @@ func serve(t testing.TB, cfg *config.Config, load func() (*config.Config, error)
 		lns[l.Name] = ln
 		addrs[l.Name] = ln.Addr().String()
 	}
-	srv, err := New(Options{Config: cfg, Load: load, Listeners: lns, Logger: handofftest.Logger(t)})
+	opts := Options{Config: cfg, Load: load, Listeners: lns, Logger: handofftest.Logger(t)}
+	for _, f := range with {
+		f(&opts)
+	}
+	srv, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
