@@ -84,7 +84,10 @@ type Metrics struct {
 	now    func() time.Time
 	logger *slog.Logger
 
-	requests     *prometheus.CounterVec
+	requests *prometheus.CounterVec
+	// byProto counts requests by HTTP version, indexed by ProtoMajor
+	// (http3.go in package server serves major 3).
+	byProto      [4]prometheus.Counter
 	duration     *prometheus.HistogramVec
 	inFlight     prometheus.Gauge
 	responseSize *prometheus.HistogramVec // nil unless Options.ResponseSizes
@@ -128,6 +131,14 @@ func New(opts Options) *Metrics {
 		Name:      "requests_total",
 		Help:      "HTTP requests served, by route, upstream and status code (499: client went away).",
 	}, []string{"route", "upstream", "code"})
+	protocols := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace,
+		Name:      "requests_by_protocol_total",
+		Help:      "HTTP requests served, by protocol: http/1.1 (and 1.0), h2 or h3.",
+	}, []string{"protocol"})
+	for major, p := range []string{"http/1.1", "http/1.1", "h2", "h3"} {
+		m.byProto[major] = protocols.WithLabelValues(p)
+	}
 	m.duration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Namespace: namespace,
 		Name:      "request_duration_seconds",
@@ -178,7 +189,7 @@ func New(opts Options) *Metrics {
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.requests, m.duration, m.inFlight,
+		m.requests, protocols, m.duration, m.inFlight,
 		m.retries, m.upstreamErrors, m.acceptErrors,
 		m.reloads, m.lastReloadOK, buildInfo,
 		newPoolCollector(opts.Pools, m.now),
@@ -328,6 +339,9 @@ func (m *Metrics) Middleware(next http.Handler) http.Handler {
 			code := rec.FinalStatus(r, in, !returned)
 			route, up := label(in.Route), label(in.Upstream)
 			m.requests.WithLabelValues(route, up, strconv.Itoa(code)).Inc()
+			if p := r.ProtoMajor; p >= 0 && p < len(m.byProto) {
+				m.byProto[p].Inc()
+			}
 			end := m.now()
 			m.duration.WithLabelValues(route, up).Observe(end.Sub(start).Seconds())
 			m.live.Observe(end, end.Sub(start), code >= 500)
