@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -43,6 +44,13 @@ type http3Server struct {
 	trs []*quic.Transport
 	lns []*quic.EarlyListener
 	log *slog.Logger
+
+	// inFlight counts requests in a handler, so that a drain can close
+	// connections once none is left (see Shutdown).
+	inFlight atomic.Int64
+	// settle is how long after GOAWAY a drain waits for requests the
+	// clients sent before they saw it. Zero means goawaySettle.
+	settle time.Duration
 
 	quiesce sync.Once
 	// stop ends the graceful shutdown Quiesce started: the connections
@@ -80,8 +88,13 @@ func newHTTP3Server(o http3Options) (*http3Server, error) {
 	if maxHeader == 0 {
 		maxHeader = 64 << 10
 	}
+	next := stampListener(o.lc, nil, o.handler)
 	h.srv = &http3.Server{
-		Handler:        stampListener(o.lc, nil, o.handler),
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			h.inFlight.Add(1)
+			defer h.inFlight.Add(-1)
+			next.ServeHTTP(w, r)
+		}),
 		MaxHeaderBytes: maxHeader,
 		IdleTimeout:    orDefault(o.cfg.Timeouts.Idle, 120*time.Second),
 		QUICConfig:     quicConf,
@@ -145,19 +158,51 @@ func (h *http3Server) Quiesce() {
 	})
 }
 
+// goawaySettle is how long a drain waits after GOAWAY for requests that
+// clients sent before it reached them (about one round trip) before it
+// closes idle connections itself.
+const goawaySettle = time.Second
+
 // Shutdown waits until every request that was sent before GOAWAY is
 // answered or ctx ends, then closes what is left and stops reading the
 // sockets.
+//
+// Clients close a connection once GOAWAY came and their requests are
+// answered (RFC 9114 §5.2), but that CONNECTION_CLOSE is sent once and
+// not repeated: while a new process reads the same UDP socket after an
+// upgrade, it may be the one that reads it, and the connection would stay
+// open here until the idle timeout. So once no request is in flight after
+// goawaySettle, the server closes the connections itself (H3_NO_ERROR).
 func (h *http3Server) Shutdown(ctx context.Context) error {
 	h.Quiesce()
-	var err error
-	select {
-	case <-h.drained:
-	case <-ctx.Done():
-		err = ctx.Err()
-		h.stopNow()
-		<-h.drained
+	settle := h.settle
+	if settle <= 0 {
+		settle = goawaySettle
 	}
+	settled := time.NewTimer(settle)
+	defer settled.Stop()
+	tick := time.NewTicker(freshPoll)
+	defer tick.Stop()
+	var err error
+	quiet := false
+wait:
+	for {
+		select {
+		case <-h.drained:
+			break wait
+		case <-ctx.Done():
+			err = ctx.Err()
+			break wait
+		case <-settled.C:
+			quiet = true
+		case <-tick.C:
+		}
+		if quiet && h.inFlight.Load() == 0 {
+			break
+		}
+	}
+	h.stopNow()
+	<-h.drained
 	h.closeTransports()
 	return err
 }
@@ -247,4 +292,19 @@ func checkPacketConns(cfg *config.Config, pcs map[string][]net.PacketConn) error
 		}
 	}
 	return nil
+}
+
+// http3Summary names the UDP sockets of the http3 listeners for the
+// "serving" log line, as "<name>-quic=h3://addr".
+func (s *Server) http3Summary(cfg *config.Config) []string {
+	var out []string
+	for _, l := range cfg.Listeners {
+		if !l.HTTP3 {
+			continue
+		}
+		for _, pc := range s.opts.PacketConns[l.Name] {
+			out = append(out, l.Name+config.QUICSuffix+"=h3://"+pc.LocalAddr().String())
+		}
+	}
+	return out
 }

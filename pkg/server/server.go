@@ -343,7 +343,7 @@ func (s *Server) Run(ctx context.Context) error {
 	if s.opts.Admin != nil {
 		adminAddr = s.opts.Admin.Addr().String()
 	}
-	s.log.Info("serving", "listeners", listenerSummary(cfg, s.opts.Listeners), "admin", adminAddr,
+	s.log.Info("serving", "listeners", append(listenerSummary(cfg, s.opts.Listeners), s.http3Summary(cfg)...), "admin", adminAddr,
 		"routes", len(cfg.Routes), "upstreams", len(cfg.Upstreams), "version", s.opts.Version)
 
 	runErr, handedOver := s.loop(ctx, errc)

@@ -1,0 +1,175 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/quic-go/quic-go/http3"
+
+	"github.com/handoff-proxy/handoff/pkg/handofftest"
+)
+
+// h3Clients returns an HTTP/3 client and an HTTPS (TCP) client trusting
+// ca.
+func h3Clients(t *testing.T, ca *handofftest.CA) (h3, tcp *http.Client) {
+	t.Helper()
+	tlsConf := &tls.Config{RootCAs: ca.Pool(), ServerName: "127.0.0.1"}
+	tr := &http3.Transport{TLSClientConfig: tlsConf.Clone()}
+	t.Cleanup(func() { tr.Close() })
+	ttr := &http.Transport{TLSClientConfig: tlsConf.Clone()}
+	t.Cleanup(ttr.CloseIdleConnections)
+	return &http.Client{Transport: tr, Timeout: 10 * time.Second}, &http.Client{Transport: ttr, Timeout: 10 * time.Second}
+}
+
+// h3File writes a config with an https listener serving HTTP/3 (address
+// addr; empty means passed by systemd) in front of upstream.
+func h3File(t *testing.T, ca *handofftest.CA, addr, upstream, extra string) string {
+	t.Helper()
+	dir := t.TempDir()
+	leaf := ca.Issue(t, dir, "h3", "127.0.0.1")
+	file := filepath.Join(dir, "h.yaml")
+	a := ""
+	if addr != "" {
+		a = fmt.Sprintf("address: %q,", addr)
+	}
+	writeFile(t, file, fmt.Sprintf(`
+listeners:
+  - {name: https, %s protocol: https, http3: true, tls: {certificates: [{cert: %q, key: %q}]}}
+upstreams: {web: {targets: [{address: %q}]}}
+routes: [{match: {}, upstream: web}]
+log: {access: false}
+%s
+`, a, leaf.CertPath, leaf.KeyPath, upstream, extra))
+	return file
+}
+
+// TestHTTP3SocketActivation passes the TCP socket ("https") and the UDP
+// socket ("https-quic") by name, as two socket units with
+// FileDescriptorName= would (ListenStream= and ListenDatagram=):
+// systemd-socket-activate takes one socket type per call, so two calls are
+// chained; the inner one passes the outer one's fd on and names both.
+func TestHTTP3SocketActivation(t *testing.T) {
+	if _, err := exec.LookPath("systemd-socket-activate"); err != nil {
+		t.Skip("systemd-socket-activate not installed (make deps)")
+	}
+	ca := handofftest.NewCA(t)
+	b := backend(t, "activated")
+	file := h3File(t, ca, "", hostPort(b), `admin: {listen: "off"}`)
+	addr := freeAddr(t)
+	cmd := exec.Command("systemd-socket-activate", "-l", addr, "--fdname=https",
+		"systemd-socket-activate", "--datagram", "-l", addr, "--fdname=https:https-quic",
+		binary, "-c", file, "--log-format", "json")
+	p := startCmd(t, cmd)
+	// The first TCP connection makes both activators exec.
+	waitDial(t, addr)
+	select {
+	case <-p.ready:
+	case <-time.After(15 * time.Second):
+		t.Fatalf("not serving\n%s", p.output())
+	}
+	if out := p.output(); !strings.Contains(out, "using passed datagram socket") || strings.Contains(out, "bound datagram socket") {
+		t.Fatalf("the UDP socket was not the passed one:\n%s", out)
+	}
+	h3, tcp := h3Clients(t, ca)
+	resp, err := h3.Get("https://" + addr + "/")
+	if err != nil {
+		t.Fatalf("HTTP/3 via the passed UDP socket: %v\n%s", err, p.output())
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.ProtoMajor != 3 || string(body) != "activated" {
+		t.Fatalf("HTTP/3: %d %s %q", resp.StatusCode, resp.Proto, body)
+	}
+	_, port, _ := strings.Cut(addr, ":")
+	if code, _, h := get(t, tcp, "https://"+addr+"/"); code != 200 || h.Get("Alt-Svc") != `h3=":`+port+`"; ma=86400` {
+		t.Fatalf("HTTPS: %d, Alt-Svc %q", code, h.Get("Alt-Svc"))
+	}
+	p.signal(syscall.SIGTERM)
+	if code := p.wait(10 * time.Second); code != 0 {
+		t.Errorf("exit code %d", code)
+	}
+}
+
+// TestHTTP3Upgrade upgrades (SIGUSR2) while clients send HTTP/3
+// requests: the new process takes over the UDP socket with the TCP one,
+// the old one sends GOAWAY and exits once its requests are answered, and
+// no request fails.
+func TestHTTP3Upgrade(t *testing.T) {
+	ca := handofftest.NewCA(t)
+	b := backend(t, "one")
+	file := h3File(t, ca, "127.0.0.1:0", hostPort(b), fmt.Sprintf(`admin: {listen: %q}`, freeAddr(t)))
+	p := start(t, []string{"-c", file, "--log-format", "json"})
+	addrs := <-readyAgain(p)
+	if addrs["https-quic"] != addrs["https"] {
+		t.Fatalf("UDP on %q, TCP on %q: want the same address", addrs["https-quic"], addrs["https"])
+	}
+	url := "https://" + addrs["https"] + "/"
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var sent, failed atomic.Int64
+	var firstErr atomic.Value
+	var wg sync.WaitGroup
+	for range 3 {
+		h3, _ := h3Clients(t, ca)
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				sent.Add(1)
+				resp, err := h3.Get(url)
+				if err != nil {
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, err.Error())
+					continue
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, resp.Status)
+				}
+			}
+		})
+	}
+	time.Sleep(300 * time.Millisecond)
+	p.signal(syscall.SIGUSR2)
+	if code := p.wait(20 * time.Second); code != 0 {
+		t.Errorf("old process exit code %d", code)
+	}
+	before := sent.Load()
+	time.Sleep(500 * time.Millisecond) // load against the new process alone
+	cancel()
+	wg.Wait()
+	t.Logf("sent %d HTTP/3 requests across an upgrade (%d after the old process exited), failed %d",
+		sent.Load(), sent.Load()-before, failed.Load())
+	if failed.Load() != 0 || sent.Load()-before < 10 {
+		t.Errorf("sent %d (%d after), failed %d (first error: %v)", sent.Load(), sent.Load()-before, failed.Load(), firstErr.Load())
+	}
+	killNewProcess(t, p)
+}
+
+// killNewProcess ends the process that took over from p on upgrade, found
+// by the pid p logged when it handed over.
+func killNewProcess(t *testing.T, p *proc) {
+	t.Helper()
+	const marker = `"msg":"upgrade: new process is serving, draining","pid":`
+	out := p.output()
+	i := strings.Index(out, marker)
+	if i < 0 {
+		return
+	}
+	var pid int
+	fmt.Sscanf(out[i+len(marker):], "%d", &pid)
+	if pid > 0 {
+		_ = syscall.Kill(pid, syscall.SIGTERM)
+	}
+}
