@@ -5,7 +5,9 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -16,7 +18,9 @@ import (
 	"time"
 
 	"github.com/quic-go/quic-go/http3"
+	"golang.org/x/sys/unix"
 
+	"github.com/handoff-proxy/handoff/pkg/activation"
 	"github.com/handoff-proxy/handoff/pkg/handofftest"
 )
 
@@ -172,4 +176,119 @@ func killNewProcess(t *testing.T, p *proc) {
 	if pid > 0 {
 		_ = syscall.Kill(pid, syscall.SIGTERM)
 	}
+}
+
+// TestHTTP3FDStore checks that a UDP socket handoff bound itself goes to
+// the fd store (FDSTORE=1, FDNAME=https-quic) with the TCP one, and that a
+// process given both back, as systemd does on the next start, serves
+// HTTP/3 on the stored socket without binding another.
+func TestHTTP3FDStore(t *testing.T) {
+	ca := handofftest.NewCA(t)
+	b := backend(t, "stored")
+	file := h3File(t, ca, "127.0.0.1:0", hostPort(b), `admin: {listen: "off"}`)
+	sock, stored := fdStoreSocket(t)
+	p := start(t, []string{"-c", file, "--log-format", "json"}, "NOTIFY_SOCKET="+sock)
+	addr := (<-readyAgain(p))["https"]
+	files := map[string]*os.File{}
+	deadline := time.After(10 * time.Second)
+	for len(files) < 2 {
+		select {
+		case nf := <-stored:
+			files[nf.Name] = nf.File
+			t.Cleanup(func() { nf.File.Close() })
+		case <-deadline:
+			t.Fatalf("fd store got %v, want https and https-quic\n%s", files, p.output())
+		}
+	}
+	if typ := sockType(t, files["https-quic"]); typ != syscall.SOCK_DGRAM {
+		t.Fatalf("stored https-quic is socket type %d, want SOCK_DGRAM", typ)
+	}
+	p.signal(syscall.SIGTERM)
+	if code := p.wait(10 * time.Second); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+	// The next start, with the stored fds (HANDOFF_LISTEN_PPID stands in
+	// for LISTEN_PID, as on upgrade: the child's pid is not known yet).
+	env, err := activation.ChildEnviron(nil, os.Getpid(), []activation.NamedFile{
+		{Name: "https", File: files["https"]}, {Name: "https-quic", File: files["https-quic"]},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(binary, "-c", file, "--log-format", "json")
+	cmd.ExtraFiles = []*os.File{files["https"], files["https-quic"]}
+	p2 := startCmd(t, cmd, env...)
+	select {
+	case <-p2.ready:
+	case <-time.After(15 * time.Second):
+		t.Fatalf("not serving\n%s", p2.output())
+	}
+	if out := p2.output(); !strings.Contains(out, "using passed datagram socket") || strings.Contains(out, "bound datagram socket") {
+		t.Fatalf("the stored UDP socket was not used:\n%s", out)
+	}
+	h3, _ := h3Clients(t, ca)
+	resp, err := h3.Get("https://" + addr + "/")
+	if err != nil {
+		t.Fatalf("HTTP/3 on the stored socket: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(body) != "stored" {
+		t.Fatalf("HTTP/3: %d %q", resp.StatusCode, body)
+	}
+	p2.signal(syscall.SIGTERM)
+	p2.wait(10 * time.Second)
+}
+
+// fdStoreSocket is a NOTIFY_SOCKET that delivers the fds of FDSTORE=1
+// messages with their FDNAME=.
+func fdStoreSocket(t *testing.T) (string, <-chan activation.NamedFile) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "notify.sock")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := make(chan activation.NamedFile, 16)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf, oob := make([]byte, 4096), make([]byte, 1024)
+		for {
+			n, oobn, _, _, err := conn.ReadMsgUnix(buf, oob)
+			if err != nil {
+				return
+			}
+			msg := string(buf[:n])
+			name := ""
+			for l := range strings.SplitSeq(msg, "\n") {
+				if v, ok := strings.CutPrefix(l, "FDNAME="); ok {
+					name = v
+				}
+			}
+			cmsgs, _ := unix.ParseSocketControlMessage(oob[:oobn])
+			for _, c := range cmsgs {
+				fds, _ := unix.ParseUnixRights(&c)
+				for _, fd := range fds {
+					f := os.NewFile(uintptr(fd), name)
+					select {
+					case ch <- activation.NamedFile{Name: name, File: f}:
+					default:
+						f.Close()
+					}
+				}
+			}
+		}
+	}()
+	t.Cleanup(func() { conn.Close(); <-done })
+	return path, ch
+}
+
+func sockType(t *testing.T, f *os.File) int {
+	t.Helper()
+	typ, err := unix.GetsockoptInt(int(f.Fd()), unix.SOL_SOCKET, unix.SO_TYPE)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return typ
 }
