@@ -353,3 +353,32 @@ func TestAltSvcValue(t *testing.T) {
 		t.Errorf("Alt-Svc %q, want %q", got, want)
 	}
 }
+
+// TestHTTP3CountsAsActivity: an open QUIC connection keeps a process with
+// idle_exit alive like an open TCP connection, and closing it makes the
+// process idle again.
+func TestHTTP3CountsAsActivity(t *testing.T) {
+	ca := handofftest.NewCA(t)
+	e := serveH3(t, h3Config(t, ca, hostOf(echoBackend(t, "b"))), ca, nil)
+	tr := &http3.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool(), ServerName: "127.0.0.1"}}
+	resp, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Get("https://" + e.addr + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if got := e.srv.act.conns.Load(); got != 1 {
+		t.Errorf("open connections %d with a QUIC connection open, want 1", got)
+	}
+	if d := e.srv.act.idleFor(); d != 0 {
+		t.Errorf("idle for %v with a QUIC connection open", d)
+	}
+	tr.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for e.srv.act.conns.Load() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("open connections %d after the client closed", e.srv.act.conns.Load())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
