@@ -16,6 +16,9 @@ type cfg struct {
 	// HTTPS adds the listener "https" (fd from handoff-https.socket)
 	// with this certificate and key.
 	HTTPSCert, HTTPSKey string
+	// HTTP3 serves HTTP/3 on the "https" listener too (UDP socket from
+	// handoff-https-quic.socket when it is started).
+	HTTP3 bool
 	// Direct adds a listener "direct" that handoff binds itself at this
 	// address (no socket unit): it goes to the fd store.
 	Direct string
@@ -40,6 +43,9 @@ func (c cfg) yaml() string {
 	b.WriteString("# written by the integration tests\nlisteners:\n  - name: http\n    protocol: http\n")
 	if c.HTTPSCert != "" {
 		fmt.Fprintf(&b, "  - name: https\n    protocol: https\n    tls:\n      certificates:\n        - cert: %s\n          key: %s\n", c.HTTPSCert, c.HTTPSKey)
+		if c.HTTP3 {
+			b.WriteString("    http3: true\n")
+		}
 	}
 	if c.Direct != "" {
 		fmt.Fprintf(&b, "  - name: direct\n    protocol: http\n    address: %q\n", c.Direct)

@@ -19,7 +19,7 @@ import (
 
 // unitFiles are the units in systemd/ as installed.
 var unitFiles = []string{
-	"handoff.socket", "handoff-https.socket", "handoff-admin.socket", "handoff.service",
+	"handoff.socket", "handoff-https.socket", "handoff-https-quic.socket", "handoff-admin.socket", "handoff.service",
 	"handoff@.service", "handoff-admin@.socket", "handoff-workers.target",
 }
 

@@ -148,9 +148,11 @@ func TestSockets(t *testing.T) {
 		listen   string
 		service  string
 		template bool
+		datagram bool // ListenDatagram= rather than ListenStream=
 	}{
 		{name: "http", file: "handoff.socket", fdName: "http", listen: "80", service: "handoff.service"},
 		{name: "https", file: "handoff-https.socket", fdName: "https", listen: "443", service: "handoff.service"},
+		{name: "https-quic", file: "handoff-https-quic.socket", fdName: "https-quic", listen: "443", service: "handoff.service", datagram: true},
 		{name: "admin", file: "handoff-admin.socket", fdName: "admin", listen: "127.0.0.1:9901", service: "handoff.service"},
 		{name: "worker admin", file: "handoff-admin@.socket", fdName: "admin", listen: "/run/handoff-admin/%i.sock", service: "handoff@%i.service", template: true},
 	}
@@ -160,8 +162,12 @@ func TestSockets(t *testing.T) {
 			if got := u["Socket"]["FileDescriptorName"]; !slices.Equal(got, []string{tt.fdName}) {
 				t.Errorf("FileDescriptorName = %q, want exactly %q (one name per socket unit, systemd.socket(5))", got, tt.fdName)
 			}
-			if got := u["Socket"]["ListenStream"]; !slices.Equal(got, []string{tt.listen}) {
-				t.Errorf("ListenStream = %q, want %q", got, tt.listen)
+			listenKey := "ListenStream"
+			if tt.datagram {
+				listenKey = "ListenDatagram"
+			}
+			if got := u["Socket"][listenKey]; !slices.Equal(got, []string{tt.listen}) {
+				t.Errorf("%s = %q, want %q", listenKey, got, tt.listen)
 			}
 			if got := u.get("Socket", "Service"); got != tt.service {
 				t.Errorf("Service = %q, want %q", got, tt.service)

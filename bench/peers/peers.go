@@ -49,6 +49,8 @@ const (
 	CapCache Capability = "cache"
 	// CapWebSocket is WebSocket (HTTP/1.1 Upgrade) pass-through.
 	CapWebSocket Capability = "ws"
+	// CapH3 is HTTP/3 over QUIC on the HTTPS port (UDP).
+	CapH3 Capability = "h3"
 	// CapTCP is L4 TCP proxying.
 	CapTCP Capability = "tcp"
 	// CapRateLimit is HTTP/1.1 through a route with a per-process rate
@@ -101,18 +103,23 @@ func Specs(nginxStream string) []Spec {
 	nginx := all()
 	nginx[CapGzip] = ""
 	nginx[CapZstd] = "no zstd module in Debian's nginx"
+	handoff[CapH3] = ""
+	haproxy := all()
+	haproxy[CapH3] = "Debian's haproxy 2.6 is built without QUIC"
+	nginx[CapH3] = "HTTP/3 needs nginx 1.25; Debian 12 has 1.22"
 	if nginxStream == "" {
 		nginx[CapTCP] = "stream module not installed (libnginx-mod-stream)"
 	}
 	caddy := all()
 	caddy[CapGzip] = ""
 	caddy[CapZstd] = ""
+	caddy[CapH3] = ""
 	caddy[CapCache] = "no cache module in Debian's caddy"
 	caddy[CapTCP] = "no layer4 module in Debian's caddy"
 	return []Spec{
 		{Name: Direct, Caps: all()},
 		{Name: Handoff, Caps: handoff},
-		{Name: HAProxy, Caps: all()},
+		{Name: HAProxy, Caps: haproxy},
 		{Name: Nginx, Caps: nginx},
 		{Name: Caddy, Caps: caddy},
 		{Name: Varnish, Caps: map[Capability]string{CapCache: ""}},
@@ -160,6 +167,10 @@ type StartOptions struct {
 	// RateLimit, when not nil, puts a rate limit on handoff's default
 	// route (the other peers ignore it).
 	RateLimit *RateLimit
+	// HTTP3 reports whether the peer also serves HTTP/3 on the HTTPS
+	// port (handoff http3: true, Caddy protocols h3). False means TCP
+	// only, so that the other TLS rows carry no Alt-Svc work.
+	HTTP3 bool
 	// NginxStream is the path of nginx's stream module; "" means no L4
 	// for nginx.
 	NginxStream string
@@ -221,6 +232,7 @@ type templateData struct {
 	NginxStream           string
 	UpstreamIdle          string
 	RateLimit             *RateLimit
+	HTTP3                 bool
 }
 
 // Start starts the peer called name and waits until it answers.
@@ -244,6 +256,7 @@ func Start(ctx context.Context, name string, o StartOptions) (*Process, error) {
 		Dir: o.Dir, HTTP: ports[0], H2C: ports[0], HTTPS: ports[1], TCP: ports[2], Admin: ports[3],
 		Backend: o.Backend.HTTP, BackendTCP: o.Backend.TCP, BackendHost: bhost, BackendPort: bport,
 		TLS: o.TLS, Workers: max(1, o.Workers), NginxStream: o.NginxStream, RateLimit: o.RateLimit,
+		HTTP3: o.HTTP3,
 	}
 	_, d.HTTPPort, _ = net.SplitHostPort(d.HTTP)
 	_, d.HTTPSPort, _ = net.SplitHostPort(d.HTTPS)

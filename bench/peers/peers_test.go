@@ -85,7 +85,8 @@ func TestPeersCarryTraffic(t *testing.T) {
 				t.Fatal(err)
 			}
 			ctx := t.Context()
-			p, err := Start(ctx, spec.Name, StartOptions{
+			h3, has := spec.Caps[CapH3]
+			p, err := Start(ctx, spec.Name, StartOptions{HTTP3: has && h3 == "",
 				Dir: dir, Backend: be, TLS: files, NginxStream: stream, HandoffBinary: bins[Handoff],
 				Logger: slog.New(slog.NewTextHandler(handofftest.Writer(t), nil)),
 			})
@@ -151,6 +152,11 @@ func checkCap(t *testing.T, ctx context.Context, peer string, cp Capability, ep 
 		r, err := load.RunWS(ctx, load.WSOptions{URL: "ws://" + ep.HTTP + origin.PathWebSocket, Connections: 2, Window: load.Window{Duration: time.Second}})
 		if err != nil || r.Ops == 0 || r.Errors != 0 {
 			t.Fatalf("websocket: %+v, %v", r, err)
+		}
+	case CapH3:
+		r, err := load.RunH3(ctx, load.H3Options{URL: "https://" + ep.HTTPS + origin.Path1K, Clients: 2, Streams: 2, Window: load.Window{Duration: time.Second}})
+		if err != nil || r.Ops == 0 || r.Errors != 0 {
+			t.Fatalf("h3: %+v, %v", r, err)
 		}
 	case CapTCP:
 		r, err := load.RunTCP(ctx, load.TCPOptions{Addr: ep.TCP, Connections: 2, Window: load.Window{Duration: time.Second}})

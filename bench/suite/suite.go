@@ -42,6 +42,7 @@ const (
 	ToolWS     = "ws"
 	ToolTCP    = "tcp"
 	ToolRate   = "rate"
+	ToolH3     = "h3"
 )
 
 // Scenario is one kind of traffic.
@@ -83,6 +84,9 @@ func Scenarios() []Scenario {
 		{Name: "h1-post-64k", Title: "HTTP/1.1 POST 64 KiB body", Cap: peers.CapHTTP, Tool: ToolWrk, Path: origin.PathPostSink, PostBody: 64 << 10},
 		{Name: "h2c-get-1k", Title: "HTTP/2 h2c GET 1 KiB", Cap: peers.CapH2C, Tool: ToolH2load, Path: origin.Path1K},
 		{Name: "h2-tls-get-1k", Title: "HTTP/2 TLS GET 1 KiB", Cap: peers.CapTLS, Tool: ToolH2load, Path: origin.Path1K, TLS: true},
+		// HTTP/3 on the HTTPS port over UDP, driven by our quic-go
+		// driver (bench/load/h3.go) with h2load's clients and streams.
+		{Name: "h3-get-1k", Title: "HTTP/3 GET 1 KiB", Cap: peers.CapH3, Tool: ToolH3, Path: origin.Path1K, TLS: true},
 		{Name: "tls-h1-get-1k", Title: "TLS termination, HTTP/1.1 keep-alive GET 1 KiB", Cap: peers.CapTLS, Tool: ToolWrk, Path: origin.Path1K, TLS: true},
 		{Name: "cache-hit-1k", Title: "Cache hit 1 KiB", Cap: peers.CapCache, Tool: ToolWrk, Path: origin.PathCache1K},
 		{Name: "cache-hit-100k", Title: "Cache hit 100 KiB", Cap: peers.CapCache, Tool: ToolWrk, Path: origin.PathCache100K},
@@ -360,7 +364,7 @@ func (o *Options) runOne(ctx context.Context, p plan, be peers.Backend, files se
 	proc, err := peers.Start(ctx, p.peer, peers.StartOptions{
 		Dir: dir, Backend: be, TLS: files, Pin: pin.Options{CPUs: o.ProxyCPUs, Nice: o.Nice}, Workers: o.Workers,
 		HandoffBinary: o.HandoffBinary, NginxStream: o.NginxStream, Logger: o.Logger,
-		RateLimit: rateLimit(p.sc.Cap, redis),
+		RateLimit: rateLimit(p.sc.Cap, redis), HTTP3: p.sc.Cap == peers.CapH3,
 	})
 	if err != nil {
 		return report.Sample{}, err
@@ -495,6 +499,8 @@ func (o *Options) drive(ctx context.Context, sc Scenario, ep peers.Endpoints, di
 		return o.runDriver(ctx, lp, "ws", "-url", "ws://"+ep.HTTP+sc.Path, "-conns", strconv.Itoa(cmpInt(o.WSConnections, 64)), "-duration", d.String())
 	case ToolRate:
 		return o.runDriver(ctx, lp, "rate", "-url", url, "-rate", strconv.FormatFloat(o.Rate, 'f', -1, 64), "-conns", strconv.Itoa(cmpInt(o.Connections, 64)), "-duration", d.String())
+	case ToolH3:
+		return o.runDriver(ctx, lp, "h3", "-url", url, "-conns", strconv.Itoa(cmpInt(o.H2Clients, 16)), "-streams", strconv.Itoa(cmpInt(o.H2Streams, 8)), "-duration", d.String())
 	case ToolTCP:
 		return o.runDriver(ctx, lp, "tcp", "-addr", ep.TCP, "-conns", strconv.Itoa(cmpInt(o.TCPConnections, 8)), "-duration", d.String())
 	default:

@@ -25,7 +25,7 @@ func TestScenariosAreConsistent(t *testing.T) {
 		}
 		seen[s.Name] = true
 		caps[s.Cap] = true
-		if !slices.Contains([]string{ToolWrk, ToolH2load, ToolWS, ToolTCP, ToolRate}, s.Tool) {
+		if !slices.Contains([]string{ToolWrk, ToolH2load, ToolWS, ToolTCP, ToolRate, ToolH3}, s.Tool) {
 			t.Errorf("scenario %s: unknown tool %q", s.Name, s.Tool)
 		}
 		if s.Tool != ToolTCP && s.Path == "" {

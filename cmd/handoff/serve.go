@@ -70,8 +70,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, env 
 	}
 	defer set.Close()
 	listeners := make(map[string]net.Listener, len(cfg.Listeners))
+	packetConns := make(map[string][]net.PacketConn)
 	for _, l := range cfg.Listeners {
 		listeners[l.Name] = set.Listener(l.Name)
+		if l.HTTP3 {
+			packetConns[l.Name] = set.PacketConns(l.Name + config.QUICSuffix)
+		}
 	}
 
 	access, err := newAccessLog(stdout, cfg.Log, logger)
@@ -85,7 +89,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, env 
 		logger.Warn("sd_notify unavailable", "error", err)
 	}
 	srv, err := newServer(serverParts{
-		cfg: cfg, opts: opts, set: set, listeners: listeners, notifier: notifier,
+		cfg: cfg, opts: opts, set: set, listeners: listeners, packetConns: packetConns, notifier: notifier,
 		logger: logger, access: access, getenv: getenv, args: args, env: env,
 	})
 	if err != nil {
@@ -123,11 +127,14 @@ type serverParts struct {
 	opts      config.LoadOptions // to load the config again on reload
 	set       *activation.Set
 	listeners map[string]net.Listener
-	notifier  *activation.Notifier
-	logger    *slog.Logger
-	access    *accessLog
-	getenv    func(string) string
-	args, env []string // the command line and environment, for an upgrade
+	// packetConns are the UDP sockets of http3 listeners, by listener
+	// name.
+	packetConns map[string][]net.PacketConn
+	notifier    *activation.Notifier
+	logger      *slog.Logger
+	access      *accessLog
+	getenv      func(string) string
+	args, env   []string // the command line and environment, for an upgrade
 }
 
 // newServer builds the server with the reload, upgrade and readiness hooks
@@ -151,6 +158,7 @@ func newServer(p serverParts) (*server.Server, error) {
 			return loaded.Config, nil
 		},
 		Listeners:    p.listeners,
+		PacketConns:  p.packetConns,
 		Admin:        p.set.Listener(adminFDName),
 		Notifier:     p.notifier,
 		Logger:       p.logger,
@@ -211,6 +219,12 @@ func listen(ctx context.Context, cfg *config.Config, passed []string, quick bool
 	wants := make([]activation.Want, 0, len(cfg.Listeners)+1)
 	for _, l := range cfg.Listeners {
 		wants = append(wants, activation.Want{Name: l.Name, Address: l.Address})
+		if l.HTTP3 {
+			// RFC 9114 §3.1: HTTP/3 runs on UDP; systemd passes that
+			// socket as "<name>-quic" (ListenDatagram=), otherwise it is
+			// bound on the TCP listener's address and port.
+			wants = append(wants, activation.Want{Name: l.Name + config.QUICSuffix, Datagram: true, AddressOf: l.Name})
+		}
 	}
 	adminAddr := cfg.Admin.Listen
 	if adminAddr == config.AdminOff {

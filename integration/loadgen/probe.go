@@ -2,6 +2,7 @@ package loadgen
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +10,8 @@ import (
 	"net/http/httptrace"
 	"strings"
 	"time"
+
+	"github.com/quic-go/quic-go/http3"
 )
 
 // ProbeOptions configures Probe.
@@ -21,6 +24,9 @@ type ProbeOptions struct {
 	Timeout time.Duration
 	// InsecureTLS reports whether https certificates go unverified.
 	InsecureTLS bool
+	// HTTP3 reports whether the request goes over HTTP/3 (QUIC on UDP,
+	// RFC 9114) rather than TCP. False means TCP.
+	HTTP3 bool
 }
 
 // ProbeResult describes one request on a new connection.
@@ -38,6 +44,8 @@ type ProbeResult struct {
 	ConnectMs   float64 `json:"connect_ms"`
 	FirstByteMs float64 `json:"first_byte_ms"`
 	Error       string  `json:"error,omitempty"`
+	// Proto of the response ("HTTP/1.1", "HTTP/3.0").
+	Proto string `json:"proto,omitempty"`
 }
 
 // Probe sends one request on a new connection and times it. Request failures
@@ -70,12 +78,27 @@ func Probe(ctx context.Context, opts ProbeOptions) (ProbeResult, error) {
 		// handoff's admin API takes state changes as JSON only.
 		req.Header.Set("Content-Type", "application/json")
 	}
-	tr := newTransport(opts.InsecureTLS, true)
-	defer tr.CloseIdleConnections()
+	var rt http.RoundTripper
+	if opts.HTTP3 {
+		// QUIC has no connect(2): ConnectMs stays zero and FirstByteMs
+		// runs from the request start.
+		connStart = time.Now()
+		h3 := &http3.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: opts.InsecureTLS}} //nolint:gosec // test certificates
+		defer h3.Close()
+		rt = h3
+	} else {
+		tr := newTransport(opts.InsecureTLS, true)
+		defer tr.CloseIdleConnections()
+		rt = tr
+	}
 	var res ProbeResult
-	resp, err := tr.RoundTrip(req)
+	resp, err := rt.RoundTrip(req)
 	if err == nil {
 		defer resp.Body.Close()
+		if firstByte.IsZero() {
+			firstByte = time.Now()
+		}
+		res.Proto = resp.Proto
 		res.Status = resp.StatusCode
 		res.Backend = resp.Header.Get(BackendHeader)
 		var b []byte

@@ -26,6 +26,9 @@ var (
 	// Unix stream socket (a datagram socket, a regular file, a closed
 	// fd, a socket without listen(2)).
 	ErrNotListener = errors.New("not a listening stream socket")
+	// ErrNotDatagram reports a passed fd for a Datagram Want that is not
+	// a UDP socket.
+	ErrNotDatagram = errors.New("not a UDP datagram socket")
 	// ErrClosed reports use of a Set after Close.
 	ErrClosed = errors.New("listener set closed")
 )
@@ -37,8 +40,20 @@ type Want struct {
 	// 1 to 255 printable ASCII characters, no ':'. Unique within a call.
 	Name string
 	// Address is bound when no fd of this Name was passed, in a form
-	// ParseAddress accepts. Empty means the socket must be passed.
+	// ParseAddress accepts (for a Datagram Want: "host:port" only, bound
+	// on UDP). Empty means the socket must be passed, unless AddressOf
+	// is set.
 	Address string
+	// Datagram reports whether the socket is a UDP socket
+	// (ListenDatagram= in systemd.socket(5)), served by Set.PacketConns,
+	// rather than a listening stream socket. False means stream.
+	Datagram bool
+	// AddressOf names a stream Want of the same call: when no fd of this
+	// Name was passed and Address is empty, this Datagram Want binds
+	// the UDP socket on the IP and port that listener ended up on
+	// (passed by systemd or bound, port 0 resolved), as HTTP/3 wants its
+	// UDP socket beside the TCP one (RFC 9114 §3.2). Empty means none.
+	AddressOf string
 }
 
 // Options configures Listen.
@@ -132,7 +147,7 @@ func Listen(ctx context.Context, opts Options, wants []Want) (*Set, error) {
 	s := &Set{byName: make(map[string]*member, len(wants))}
 	for _, w := range wants {
 		s.names = append(s.names, w.Name)
-		s.byName[w.Name] = &member{}
+		s.byName[w.Name] = &member{datagram: w.Datagram}
 	}
 	fail := func(err error) (*Set, error) {
 		closePassed()
@@ -140,12 +155,23 @@ func Listen(ctx context.Context, opts Options, wants []Want) (*Set, error) {
 		return nil, err
 	}
 	for i, p := range passed {
+		m := s.byName[p.name]
+		if m.datagram {
+			pc, err := fdPacketConn(p) // datagram.go; closes p.fd
+			passed[i].fd = -1
+			if err != nil {
+				return fail(err)
+			}
+			m.pcs = append(m.pcs, pc)
+			m.passed = true
+			log.Info("using passed datagram socket", "name", p.name, "fd", p.fd, "addr", pc.LocalAddr().String())
+			continue
+		}
 		ln, err := fdListener(p) // closes p.fd
 		passed[i].fd = -1
 		if err != nil {
 			return fail(err)
 		}
-		m := s.byName[p.name]
 		m.lns = append(m.lns, ln)
 		m.passed = true
 		log.Info("using passed listener", "name", p.name, "fd", p.fd, "addr", ln.Addr().String())
@@ -156,7 +182,7 @@ func Listen(ctx context.Context, opts Options, wants []Want) (*Set, error) {
 	}
 	for i, w := range wants {
 		m := s.byName[w.Name]
-		if m.passed {
+		if m.passed || w.Datagram {
 			continue
 		}
 		if w.Address == "" {
@@ -169,7 +195,13 @@ func Listen(ctx context.Context, opts Options, wants []Want) (*Set, error) {
 		m.lns = append(m.lns, ln)
 		log.Info("bound listener", "name", w.Name, "addr", ln.Addr().String())
 	}
+	if err := s.bindDatagrams(ctx, wants, addrs, log); err != nil { // datagram.go
+		return fail(err)
+	}
 	for _, m := range s.byName {
+		if m.datagram {
+			continue
+		}
 		if len(m.lns) == 1 {
 			m.public = m.lns[0]
 		} else {
@@ -192,12 +224,21 @@ func checkWants(wants []Want) ([]Address, error) {
 			return nil, fmt.Errorf("listener %q wanted twice: %w", w.Name, ErrInvalidName)
 		}
 		seen[w.Name] = true
+		if err := checkDatagramWant(w, wants); err != nil { // datagram.go
+			return nil, err
+		}
 		if w.Address == "" {
 			continue
 		}
 		a, err := ParseAddress(w.Address)
 		if err != nil {
 			return nil, fmt.Errorf("listener %q: %w", w.Name, err)
+		}
+		if w.Datagram {
+			if a.Network != "tcp" {
+				return nil, fmt.Errorf("listener %q: datagram sockets bind host:port only: %w", w.Name, ErrInvalidAddress)
+			}
+			a.Network = "udp"
 		}
 		addrs[i] = a
 	}

@@ -23,9 +23,11 @@ type Set struct {
 
 // member is the listener of one name.
 type member struct {
-	lns    []net.Listener // one per socket
-	public net.Listener   // lns[0], or a multiListener over lns
-	passed bool
+	lns      []net.Listener   // one per socket
+	public   net.Listener     // lns[0], or a multiListener over lns
+	pcs      []net.PacketConn // datagram.go: one per socket of a Datagram Want
+	datagram bool
+	passed   bool
 }
 
 // Listener returns the listener of name, or nil if no Want had that name.
@@ -71,8 +73,8 @@ func (s *Set) Files() ([]NamedFile, error) {
 	}
 	var out []NamedFile
 	for _, name := range s.names {
-		for _, ln := range s.byName[name].lns {
-			f, err := dupListener(ln)
+		for _, sc := range s.byName[name].conns() {
+			f, err := dupSocket(sc)
 			if err != nil {
 				for _, nf := range out {
 					nf.File.Close()
@@ -85,11 +87,24 @@ func (s *Set) Files() ([]NamedFile, error) {
 	return out, nil
 }
 
-// dupListener duplicates ln's descriptor with F_DUPFD_CLOEXEC (fcntl(2)).
-func dupListener(ln net.Listener) (*os.File, error) {
-	sc, ok := ln.(syscall.Conn)
+// conns returns the member's sockets, stream or datagram.
+func (m *member) conns() []any {
+	out := make([]any, 0, len(m.lns)+len(m.pcs))
+	for _, ln := range m.lns {
+		out = append(out, ln)
+	}
+	for _, pc := range m.pcs {
+		out = append(out, pc)
+	}
+	return out
+}
+
+// dupSocket duplicates the descriptor of a listener or packet conn with
+// F_DUPFD_CLOEXEC (fcntl(2)).
+func dupSocket(s any) (*os.File, error) {
+	sc, ok := s.(syscall.Conn)
 	if !ok {
-		return nil, fmt.Errorf("listener type %T has no descriptor", ln)
+		return nil, fmt.Errorf("socket type %T has no descriptor", s)
 	}
 	rc, err := sc.SyscallConn()
 	if err != nil {
@@ -107,7 +122,7 @@ func dupListener(ln net.Listener) (*os.File, error) {
 	}
 	// os.NewFile (not the net package's File methods) so that Fd leaves
 	// O_NONBLOCK alone; see Files.
-	return os.NewFile(uintptr(nfd), ln.Addr().Network()+":"+ln.Addr().String()), nil
+	return os.NewFile(uintptr(nfd), socketLabel(s)), nil
 }
 
 // Close closes every listener. Listeners already closed by their server
@@ -133,6 +148,11 @@ func (s *Set) Close() error {
 		for _, ln := range lns {
 			if err := ignoreClosed(ln.Close()); err != nil {
 				errs = append(errs, fmt.Errorf("close listener %q: %w", name, err))
+			}
+		}
+		for _, pc := range m.pcs {
+			if err := ignoreClosed(pc.Close()); err != nil {
+				errs = append(errs, fmt.Errorf("close datagram socket %q: %w", name, err))
 			}
 		}
 	}

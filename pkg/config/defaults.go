@@ -18,6 +18,8 @@ const (
 	defaultReadHeader       = 10 * time.Second
 	defaultIdle             = 120 * time.Second
 	defaultMaxHeaderBytes   = 64 << 10
+	defaultMaxHeaderFields  = 100
+	defaultBodyRead         = 60 * time.Second
 	defaultTLSMinVersion    = "1.2"
 	defaultHashKey          = "client_ip"
 	defaultRetries          = 3
@@ -65,6 +67,8 @@ func (c *Config) ApplyDefaults() {
 	setDefault(&c.Timeouts.ReadHeader, defaultReadHeader)
 	setDefault(&c.Timeouts.Idle, defaultIdle)
 	setDefault(&c.Limits.MaxHeaderBytes, defaultMaxHeaderBytes)
+	setDefault(&c.Limits.MaxHeaderFields, defaultMaxHeaderFields)
+	setDefault(&c.Timeouts.BodyRead, defaultBodyRead)
 
 	for i := range c.Listeners {
 		l := &c.Listeners[i]

@@ -76,6 +76,11 @@ const (
 	ProtocolHTTPS = "https"
 )
 
+// QUICSuffix names the UDP socket of an http3 listener: listener "https"
+// takes its QUIC socket from the fd named "https-quic"
+// (FileDescriptorName= of a socket unit with ListenDatagram=).
+const QUICSuffix = "-quic"
+
 // Listener is one socket the proxy accepts connections on.
 type Listener struct {
 	// Name identifies the listener and matches FileDescriptorName= of the
@@ -101,6 +106,12 @@ type Listener struct {
 	// a redirect, before routes (the usual http→https listener: to:
 	// "https://{hostname}{uri}"). Nil means requests go to routes.
 	Redirect *RouteRedirect `koanf:"redirect" json:"redirect,omitempty" yaml:"redirect,omitempty"`
+	// HTTP3 reports whether an https listener also serves HTTP/3 (RFC
+	// 9114) over QUIC on a UDP socket: the one systemd passes under the
+	// name "<name>-quic" (ListenDatagram=), or one bound on the same IP
+	// and port as the TCP listener. TCP responses then advertise it with
+	// Alt-Svc (RFC 7838). False means TCP only.
+	HTTP3 bool `koanf:"http3" json:"http3,omitempty" yaml:"http3,omitempty"`
 
 	// L4 keys (l4.go): tcp and replicate listeners; proxy_protocol on any.
 	// Upstream names the upstream a tcp listener relays to. Required

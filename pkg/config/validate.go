@@ -156,6 +156,14 @@ func (v *validator) listeners(c *Config) {
 	}
 	names := make(map[string]int)
 	addrs := make(map[string]int)
+	quic := make(map[string]int) // fd names of http3 UDP sockets
+	defer func() {
+		for n, i := range quic {
+			if j, dup := names[n]; dup {
+				v.errs.add(joinKey(indexKey("listeners", j), "name"), "%q is the UDP socket name of listeners[%d] (http3)", n, i)
+			}
+		}
+	}()
 	for i, l := range c.Listeners {
 		key := indexKey("listeners", i)
 		switch {
@@ -167,6 +175,11 @@ func (v *validator) listeners(c *Config) {
 			v.errs.add(joinKey(key, "name"), "%q is not a valid name: use letters, digits, '_', '.' and '-'", l.Name)
 		case l.Name == "admin":
 			v.errs.add(joinKey(key, "name"), `"admin" is reserved for the admin API's socket`)
+		}
+		if l.HTTP3 {
+			// The UDP socket's fd name (QUICSuffix) must not be
+			// another listener's.
+			quic[l.Name+QUICSuffix] = i
 		}
 		if j, dup := names[l.Name]; dup && l.Name != "" {
 			v.errs.add(joinKey(key, "name"), "duplicate listener name %q (also listeners[%d])", l.Name, j)
@@ -199,6 +212,9 @@ func (v *validator) listeners(c *Config) {
 			v.errs.add(joinKey(tlsKey, "certificates"), "required for protocol https")
 		case l.Protocol != ProtocolHTTPS && l.TLS != nil:
 			v.errs.add(tlsKey, "set, but the protocol is not https: set protocol: https, or remove tls")
+		}
+		if l.HTTP3 && l.Protocol != ProtocolHTTPS {
+			v.errs.add(joinKey(key, "http3"), "needs protocol https: QUIC always runs TLS 1.3 (RFC 9001)")
 		}
 		if l.TLS != nil {
 			oneOf(&v.errs, joinKey(tlsKey, "min_version"), l.TLS.MinVersion, tlsVersion)

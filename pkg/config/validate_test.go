@@ -50,6 +50,19 @@ func TestValidate(t *testing.T) {
 			c.Listeners = append(c.Listeners, Listener{Name: "https", Address: ":443", Protocol: ProtocolHTTPS,
 				TLS: &ListenerTLS{MinVersion: "1.3", Certificates: []Certificate{{Cert: cert, Key: key}}}})
 		}},
+		{name: "https with http3", mutate: func(c *Config) {
+			c.Listeners = append(c.Listeners, Listener{Name: "https", Address: ":443", Protocol: ProtocolHTTPS, HTTP3: true,
+				TLS: &ListenerTLS{Certificates: []Certificate{{Cert: cert, Key: key}}}})
+		}},
+		{name: "http3 on http", key: "listeners[0].http3", msg: "needs protocol https", mutate: func(c *Config) {
+			c.Listeners[0].HTTP3 = true
+		}},
+		{name: "http3 socket name taken", key: "listeners[1].name", msg: "UDP socket name of listeners[0]", mutate: func(c *Config) {
+			c.Listeners = []Listener{
+				{Name: "https", Address: ":443", Protocol: ProtocolHTTPS, HTTP3: true, TLS: &ListenerTLS{Certificates: []Certificate{{Cert: cert, Key: key}}}},
+				{Name: "https-quic", Address: ":8443"},
+			}
+		}},
 		{name: "upstream tls", mutate: func(c *Config) {
 			c.Upstreams["web"] = Upstream{Targets: []Target{{Address: "https://x"}}, TLS: UpstreamTLS{CA: cert, Cert: cert, Key: key}}
 		}},

@@ -84,7 +84,10 @@ type Metrics struct {
 	now    func() time.Time
 	logger *slog.Logger
 
-	requests     *prometheus.CounterVec
+	requests *prometheus.CounterVec
+	// byProto counts requests by HTTP version, indexed by ProtoMajor
+	// (http3.go in package server serves major 3).
+	byProto      [4]prometheus.Counter
 	duration     *prometheus.HistogramVec
 	inFlight     prometheus.Gauge
 	responseSize *prometheus.HistogramVec // nil unless Options.ResponseSizes
@@ -129,6 +132,14 @@ func New(opts Options) *Metrics {
 		Name:      "requests_total",
 		Help:      "HTTP requests served, by route, upstream and status code (499: client went away).",
 	}, []string{"route", "upstream", "code"})
+	protocols := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace,
+		Name:      "requests_by_protocol_total",
+		Help:      "HTTP requests served, by protocol: http/1.1 (and 1.0), h2 or h3.",
+	}, []string{"protocol"})
+	for major, p := range []string{"http/1.1", "http/1.1", "h2", "h3"} {
+		m.byProto[major] = protocols.WithLabelValues(p)
+	}
 	m.duration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Namespace: namespace,
 		Name:      "request_duration_seconds",
@@ -184,7 +195,7 @@ func New(opts Options) *Metrics {
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.requests, m.duration, m.inFlight,
+		m.requests, protocols, m.duration, m.inFlight,
 		m.retries, m.upstreamErrors, m.acceptErrors, m.bodyTimeouts,
 		m.reloads, m.lastReloadOK, buildInfo,
 		newPoolCollector(opts.Pools, m.now),
@@ -321,6 +332,7 @@ func (m *Metrics) UpstreamError(upstreamName, target, kind string) {
 // fast path): the same series, by route, upstream and final status.
 // Callers bracket it with RequestStarted and RequestDone.
 func (m *Metrics) Request(route, upstream string, code int, start time.Time, bytes int64) {
+	m.byProto[1].Inc()
 	m.observe(route, upstream, code, start, m.now(), bytes)
 }
 
@@ -374,6 +386,9 @@ func (m *Metrics) Middleware(next http.Handler) http.Handler {
 			// Count panicking requests too: net/http recovers the panic
 			// (http.ErrAbortHandler included) and drops the connection.
 			code := rec.FinalStatus(r, in, !returned)
+			if p := r.ProtoMajor; p >= 0 && p < len(m.byProto) {
+				m.byProto[p].Inc()
+			}
 			m.observe(in.Route, in.Upstream, code, start, m.now(), rec.Bytes())
 		}()
 		next.ServeHTTP(rec, r)

@@ -31,7 +31,7 @@ type drainer struct {
 	// accepted is closed once every accept loop has returned; only then
 	// is every accepted connection registered with the tracker.
 	accepted <-chan struct{}
-	servers  []protocolServer
+	servers  []drainable
 	// fresh counts accepted connections that have not reached a handler.
 	fresh func() int
 	grace time.Duration

@@ -136,7 +136,7 @@ func TestL7ConfigErrors(t *testing.T) {
 			route: func(r *config.Route) { r.Respond = &config.RouteRespond{Headers: map[string]string{"X": "\n"}} }},
 		{name: "no upstream without redirect", key: "routes[0].upstream", route: func(r *config.Route) { r.Upstream = "" }},
 		{name: "unknown coding", key: "routes[0].compress.codings",
-			route: func(r *config.Route) { r.Compress = &config.RouteCompress{Codings: []string{"br"}} }},
+			route: func(r *config.Route) { r.Compress = &config.RouteCompress{Codings: []string{"lzw"}} }},
 		{name: "respond and cache", key: "routes[0]",
 			route: func(r *config.Route) { r.Respond = &config.RouteRespond{}; r.Cache = &config.RouteCache{} }},
 	}

@@ -138,7 +138,7 @@ func TestDrainOrder(t *testing.T) {
 			log:            slog.New(slog.DiscardHandler),
 			closeListeners: func() { p.rec("close listeners") },
 			accepted:       accepted,
-			servers:        []protocolServer{p},
+			servers:        []drainable{p},
 			fresh:          func() int { return int(fresh.Load()) },
 		}
 		start := time.Now()

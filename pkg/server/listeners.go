@@ -22,6 +22,13 @@ type protocolServer interface {
 	// net.ErrClosed/http.ErrServerClosed once the listener was closed,
 	// any other error when serving failed.
 	Serve(ln net.Listener) error
+	drainable
+}
+
+// drainable is the part of a server that drain and shutdown use: every
+// protocolServer, and the HTTP/3 server, which serves UDP sockets rather
+// than a net.Listener (http3.go).
+type drainable interface {
 	// Quiesce asks open connections to end after their current exchange
 	// (HTTP: keep-alive off, RFC 9112 §9.6); the server then waits for
 	// connections that have not reached a handler (drain).

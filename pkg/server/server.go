@@ -48,6 +48,12 @@ type Options struct {
 	// Listeners by config listener name. Every configured listener must
 	// be present; the server takes ownership and closes them.
 	Listeners map[string]net.Listener
+	// PacketConns are the UDP sockets of the listeners with http3: true,
+	// by config listener name (from systemd under the fd name
+	// "<name>-quic", or bound beside the TCP listener). Every such
+	// listener needs at least one. The server reads them and closes
+	// them on shutdown; a reload keeps them.
+	PacketConns map[string][]net.PacketConn
 	// Admin is the admin API listener, or nil for none.
 	Admin net.Listener
 	// Notifier receives READY/RELOADING/STOPPING/STATUS. Nil means none.
@@ -191,6 +197,9 @@ func New(opts Options) (*Server, error) {
 	s.l4m = metrics.NewL4(s.metrics.Registry())            // l4
 
 	s.policy = newPolicyResources(shared.client, shared.store.Up, opts.Logger) // policy.go
+	if err := checkPacketConns(opts.Config, opts.PacketConns); err != nil {    // http3.go
+		return nil, err
+	}
 	for _, l := range opts.Config.Listeners {
 		if _, ok := opts.Listeners[l.Name]; !ok {
 			return nil, fmt.Errorf("server: no listener for %q", l.Name)
@@ -298,14 +307,22 @@ func (s *Server) Run(ctx context.Context) error {
 		return fmt.Errorf("start: %w", err)
 	}
 
-	servers := make([]protocolServer, 0, len(cfg.Listeners))
-	errc := make(chan error, len(cfg.Listeners)+1)
+	servers := make([]drainable, 0, len(cfg.Listeners))
+	errc := make(chan error, 2*len(cfg.Listeners)+1)
 	var serving, accepting sync.WaitGroup
 	for _, lc := range cfg.Listeners {
-		ps := newProtocolServer(protocolOptions{
+		po := protocolOptions{
 			cfg: cfg, lc: lc, handler: s, base: baseCtx, log: s.log,
 			certs: s.certs[lc.Name], tracker: s.tracker, srv: s,
-		})
+		}
+		hs, err := s.startHTTP3(po, &serving, errc) // http3.go
+		if err != nil {
+			errc <- err
+		} else if hs != nil {
+			servers = append(servers, hs)
+		}
+		po.handler = s.tcpHandler(lc, s) // http3.go: Alt-Svc
+		ps := newProtocolServer(po)
 		ln := s.tracker.listener(lc.Name, acceptProxy(lc, s.opts.Listeners[lc.Name]), lc.Protocol == config.ProtocolHTTP)
 		servers = append(servers, ps)
 		serving.Add(1)
@@ -330,7 +347,7 @@ func (s *Server) Run(ctx context.Context) error {
 	if s.opts.Admin != nil {
 		adminAddr = s.opts.Admin.Addr().String()
 	}
-	s.log.Info("serving", "listeners", listenerSummary(cfg, s.opts.Listeners), "admin", adminAddr,
+	s.log.Info("serving", "listeners", append(listenerSummary(cfg, s.opts.Listeners), s.http3Summary(cfg)...), "admin", adminAddr,
 		"routes", len(cfg.Routes), "upstreams", len(cfg.Upstreams), "version", s.opts.Version)
 
 	runErr, handedOver := s.loop(ctx, errc)
@@ -404,7 +421,7 @@ func (s *Server) serveAdmin(serving *sync.WaitGroup, errc chan<- error) *http.Se
 
 // shutdownPlan is what shutdown needs from Run.
 type shutdownPlan struct {
-	servers    []protocolServer
+	servers    []drainable
 	admin      *http.Server
 	cancelBase context.CancelFunc
 	handedOver bool
@@ -454,6 +471,13 @@ func (s *Server) shutdown(p shutdownPlan) {
 		}()
 	}
 	wg.Wait()
+	// http3.go: the HTTP/3 servers stopped reading the UDP sockets in
+	// Shutdown; a new process (upgrade) or systemd holds its own copy.
+	for _, pcs := range s.opts.PacketConns {
+		for _, pc := range pcs {
+			_ = pc.Close()
+		}
+	}
 	// Hijacked connections (WebSocket and other upgrades) are not tracked
 	// by http.Server.Shutdown; their handlers are, by s.handlers.
 	done := make(chan struct{})

@@ -256,15 +256,16 @@ func runReport(ctx context.Context, args []string, stderr io.Writer) error {
 
 func runDrive(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("drive: want ws, rate or tcp")
+		return errors.New("drive: want ws, rate, tcp or h3")
 	}
 	kind := args[0]
 	fs := flag.NewFlagSet("benchrun drive "+kind, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	url := fs.String("url", "", "ws:// URL of the echo endpoint (ws), http:// URL to GET (rate)")
+	url := fs.String("url", "", "ws:// URL of the echo endpoint (ws), http:// URL to GET (rate), https:// URL to GET over HTTP/3 (h3)")
+	streams := fs.Int("streams", 0, "requests in flight per connection (h3; default 8)")
 	rate := fs.Float64("rate", 4000, "requests per second (rate)")
 	addr := fs.String("addr", "", "host:port of the byte source (tcp)")
-	conns := fs.Int("conns", 0, "connections (default 64 for ws and rate, 8 for tcp)")
+	conns := fs.Int("conns", 0, "connections (default 64 for ws and rate, 8 for tcp, 16 for h3)")
 	size := fs.Int("size", 64, "message size in bytes (ws)")
 	dur := fs.Duration("duration", 10*time.Second, "measured duration")
 	warm := fs.Duration("warmup", 0, "warm-up before measuring")
@@ -283,6 +284,8 @@ func runDrive(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		r, err = load.RunRate(ctx, load.RateOptions{URL: *url, Rate: *rate, Connections: *conns, Window: w})
 	case "tcp":
 		r, err = load.RunTCP(ctx, load.TCPOptions{Addr: *addr, Connections: *conns, Window: w})
+	case "h3":
+		r, err = load.RunH3(ctx, load.H3Options{URL: *url, Clients: *conns, Streams: *streams, Window: w})
 	default:
 		return fmt.Errorf("drive: unknown driver %q", kind)
 	}

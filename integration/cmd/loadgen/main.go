@@ -5,7 +5,7 @@
 //
 //	loadgen run   -url URL [-rate N] [-duration D] [-keepalive F] [-timeout D] [-insecure]
 //	loadgen serve -listen ADDR -name NAME [-health-file PATH]
-//	loadgen probe -url URL [-timeout D] [-insecure]
+//	loadgen probe -url URL [-timeout D] [-insecure] [-h3]
 //	loadgen ws    -url ws://… [-hold D] [-interval D]
 //
 // run, probe and ws print one JSON object on stdout. run with no
@@ -95,6 +95,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fs.DurationVar(&o.Timeout, "timeout", 10*time.Second, "request timeout")
 		fs.StringVar(&o.Method, "method", "GET", "request method")
 		fs.BoolVar(&o.InsecureTLS, "insecure", false, "skip TLS verification")
+		fs.BoolVar(&o.HTTP3, "h3", false, "send the request over HTTP/3 (QUIC)")
 		if err := parse(); err != nil {
 			return err
 		}
