@@ -150,8 +150,8 @@ func (v *validator) listeners(c *Config) {
 		oneOf(&v.errs, joinKey(key, "protocol"), l.Protocol, protocols)
 		tlsKey := joinKey(key, "tls")
 		switch {
-		case l.Protocol == ProtocolHTTPS && (l.TLS == nil || len(l.TLS.Certificates) == 0):
-			v.errs.add(joinKey(tlsKey, "certificates"), "required for protocol https")
+		case l.Protocol == ProtocolHTTPS && (l.TLS == nil || len(l.TLS.Certificates) == 0 && l.TLS.ACME == nil):
+			v.errs.add(joinKey(tlsKey, "certificates"), "required for protocol https (or tls.acme)")
 		case l.Protocol != ProtocolHTTPS && l.TLS != nil:
 			v.errs.add(tlsKey, "set, but the protocol is not https: set protocol: https, or remove tls")
 		}
@@ -159,6 +159,9 @@ func (v *validator) listeners(c *Config) {
 			oneOf(&v.errs, joinKey(tlsKey, "min_version"), l.TLS.MinVersion, tlsVersion)
 			for j, cert := range l.TLS.Certificates {
 				v.keyPair(indexKey(joinKey(tlsKey, "certificates"), j), cert.Cert, cert.Key, true)
+			}
+			if l.TLS.ACME != nil {
+				v.acme(joinKey(tlsKey, "acme"), l.TLS.ACME) // acme.go
 			}
 		}
 	}
