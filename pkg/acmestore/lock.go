@@ -34,11 +34,11 @@ func (s *Store) Lock(ctx context.Context, name string) error {
 		if ok {
 			return nil
 		}
-		if err != nil && ctx.Err() != nil {
+		if err != nil {
+			// Redis unreachable: certmagic retries the whole order with
+			// backoff; waiting here would hide the outage from it.
 			return err
 		}
-		// A Redis error is retried like a held lock: the order waits for
-		// Redis rather than going ahead unlocked.
 		t := time.NewTimer(s.poll)
 		select {
 		case <-ctx.Done():
