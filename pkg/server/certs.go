@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync/atomic"
 
+	"github.com/handoff-proxy/handoff/pkg/acme"
 	"github.com/handoff-proxy/handoff/pkg/config"
 )
 
@@ -17,18 +18,32 @@ type certificates struct {
 	first  *tls.Certificate
 	exact  map[string]*tls.Certificate
 	suffix map[string]*tls.Certificate // "*.example.com" stored as "example.com"
+	all    []*tls.Certificate          // in config order, Leaf set
+	// acme lists the names this listener gets from ACME (tls.acme.domains,
+	// lower case, no trailing dot); empty without tls.acme.
+	acme map[string]bool
 }
 
 // certStore lets a TLS listener pick up new certificates on reload without
-// re-binding: GetCertificate reads the current set.
-type certStore struct{ cur atomic.Pointer[certificates] }
+// re-binding: GetCertificate reads the current set. ACME certificates come
+// from the process's manager (acme.go), which the HTTPS and HTTP/3
+// listeners share.
+type certStore struct {
+	cur  atomic.Pointer[certificates]
+	acme certSource // nil: static certificates only
+}
 
-func loadCerts(t *config.ListenerTLS) (*certStore, error) {
+// certSource is where ACME certificates come from (acme.Manager).
+type certSource interface {
+	GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error)
+}
+
+func loadCerts(t *config.ListenerTLS, acme certSource) (*certStore, error) {
 	c, err := parseCerts(t)
 	if err != nil {
 		return nil, err
 	}
-	cs := &certStore{}
+	cs := &certStore{acme: acme}
 	cs.set(c)
 	return cs, nil
 }
@@ -36,10 +51,15 @@ func loadCerts(t *config.ListenerTLS) (*certStore, error) {
 func (cs *certStore) set(c *certificates) { cs.cur.Store(c) }
 
 func parseCerts(t *config.ListenerTLS) (*certificates, error) {
-	if t == nil || len(t.Certificates) == 0 {
+	if t == nil || len(t.Certificates) == 0 && t.ACME == nil {
 		return nil, errors.New("tls: no certificates")
 	}
-	c := &certificates{exact: map[string]*tls.Certificate{}, suffix: map[string]*tls.Certificate{}}
+	c := &certificates{exact: map[string]*tls.Certificate{}, suffix: map[string]*tls.Certificate{}, acme: map[string]bool{}}
+	if t.ACME != nil {
+		for _, d := range t.ACME.Domains {
+			c.acme[strings.ToLower(strings.TrimSuffix(d, "."))] = true
+		}
+	}
 	for _, cc := range t.Certificates {
 		kp, err := tls.LoadX509KeyPair(cc.Cert, cc.Key)
 		if err != nil {
@@ -53,6 +73,7 @@ func parseCerts(t *config.ListenerTLS) (*certificates, error) {
 		if c.first == nil {
 			c.first = &kp
 		}
+		c.all = append(c.all, &kp)
 		names := leaf.DNSNames
 		if len(names) == 0 && leaf.Subject.CommonName != "" {
 			names = []string{leaf.Subject.CommonName}
@@ -74,11 +95,21 @@ func parseCerts(t *config.ListenerTLS) (*certificates, error) {
 }
 
 // get implements tls.Config.GetCertificate: exact SNI match, then a
-// wildcard for the parent domain (RFC 6125 §6.4.3: one label only), then the
-// first certificate as the default.
+// wildcard for the parent domain (RFC 6125 §6.4.3: one label only), then
+// an ACME certificate for the name, then the first static certificate as
+// the default. A static certificate wins over ACME for its names. A
+// TLS-ALPN-01 validation (RFC 8737 §3: ALPN "acme-tls/1" only) is answered
+// for ACME names and refused for every other name.
 func (cs *certStore) get(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 	c := cs.cur.Load()
 	name := strings.ToLower(strings.TrimSuffix(hello.ServerName, "."))
+	isACME := cs.acme != nil && c.acme[name]
+	if acme.IsChallenge(hello) {
+		if !isACME {
+			return nil, fmt.Errorf("tls-alpn-01 validation for %q, which this listener does not get from ACME", name)
+		}
+		return cs.acme.GetCertificate(hello)
+	}
 	if name != "" {
 		if kp, ok := c.exact[name]; ok {
 			return kp, nil
@@ -88,6 +119,17 @@ func (cs *certStore) get(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 				return kp, nil
 			}
 		}
+	}
+	if isACME {
+		kp, err := cs.acme.GetCertificate(hello)
+		if err == nil || c.first == nil {
+			return kp, err
+		}
+		// Not obtained yet: the default certificate rather than no
+		// handshake at all.
+	}
+	if c.first == nil {
+		return nil, fmt.Errorf("no certificate for %q", name)
 	}
 	return c.first, nil
 }

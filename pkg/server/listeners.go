@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/handoff-proxy/handoff/pkg/acme"
 	"github.com/handoff-proxy/handoff/pkg/config"
 )
 
@@ -99,7 +100,9 @@ func newHTTPServer(o protocolOptions) *httpServer {
 		srv.TLSConfig = &tls.Config{
 			MinVersion:     tlsVersion(lc.TLS),
 			GetCertificate: o.certs.get,
-			NextProtos:     []string{"h2", "http/1.1"},
+			// acme.go: "acme-tls/1" for TLS-ALPN-01 (RFC 8737 §6.2);
+			// certStore.get refuses it for names not from ACME.
+			NextProtos: []string{"h2", "http/1.1", acme.ALPNProto},
 		}
 		h.tls = true
 	} else {
