@@ -25,19 +25,11 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
-		// certmagic's process-wide job queue: its workers end once the
-		// queue is empty, a moment after the cancelled jobs return.
-		goleak.IgnoreAnyFunction("github.com/caddyserver/certmagic.(*jobManager).worker"),
-		goleak.IgnoreAnyFunction("github.com/caddyserver/certmagic.keepLockfileFresh"),
-		// certmagic keeps one order rate limiter per ACME account in a
-		// package-level map, for the life of the process.
-		goleak.IgnoreAnyFunction("github.com/caddyserver/certmagic.(*RingBufferRateLimiter).loop"),
+	goleak.VerifyTestMain(m, append(acmetest.IgnoreGoroutines(),
 		// idle keep-alive connections of certmagic's ACME HTTP client
 		goleak.IgnoreAnyFunction("net/http.(*persistConn).readLoop"),
 		goleak.IgnoreAnyFunction("net/http.(*persistConn).writeLoop"),
-		goleak.IgnoreAnyFunction("internal/poll.runtime_pollWait"),
-	)
+		goleak.IgnoreAnyFunction("internal/poll.runtime_pollWait"))...)
 }
 
 // recorder is an acme.Observer.
@@ -234,6 +226,9 @@ func TestRenewal(t *testing.T) {
 // TestRedisDownDuringRenewal: with Redis gone when the renewal is due,
 // the renewal fails and the last good certificate keeps being served.
 func TestRedisDownDuringRenewal(t *testing.T) {
+	// go-redis retries a failed dial on a goroutine that sleeps 1s before
+	// it sees the client closed (internal/pool tryDial).
+	t.Cleanup(func() { time.Sleep(1100 * time.Millisecond) })
 	p := acmetest.Start(t, acmetest.Options{AlwaysValid: true, Validity: time.Minute})
 	r := statetest.StartRedis(t)
 	rec := &recorder{}

@@ -33,6 +33,10 @@ type Options struct {
 	// and TLS-ALPN-01 on (at the address the name resolves to). Zero
 	// means 5002 and 5001.
 	HTTPPort, TLSPort int
+	// Resolve127 makes pebble resolve every name to 127.0.0.1 (a DNS
+	// server on loopback, passed as -dnsserver), for real validation
+	// against a local server. False means the system resolver.
+	Resolve127 bool
 	// Validity of the certificates issued. Zero means pebble's default
 	// (5 years).
 	Validity time.Duration
@@ -86,7 +90,11 @@ func Start(t testing.TB, o Options) *Pebble {
 	if err := os.WriteFile(cfgFile, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "-config", cfgFile)
+	args := []string{"-config", cfgFile}
+	if o.Resolve127 {
+		args = append(args, "-dnsserver", startDNS(t))
+	}
+	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), "PEBBLE_WFE_NONCEREJECT=0", "PEBBLE_VA_NOSLEEP=1", "PEBBLE_AUTHZREUSE=0")
 	if o.AlwaysValid {
 		cmd.Env = append(cmd.Env, "PEBBLE_VA_ALWAYS_VALID=1")
