@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -253,4 +255,49 @@ func TestRedisDownDuringRenewal(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	t.Logf("outcomes with Redis down: %v", rec.outcomes)
+}
+
+// TestRefusedOrder: the CA refuses one name; the other names of the spec
+// are obtained and served, and the failure is logged with the CA's
+// problem document (RFC 8555 §6.7).
+func TestRefusedOrder(t *testing.T) {
+	p := acmetest.Start(t, acmetest.Options{AlwaysValid: true, Blocklist: []string{"refused.test"}})
+	rec := &recorder{}
+	var logs syncBuf
+	s := startServer(t, acme.Options{Storage: &certmagic.FileStorage{Path: t.TempDir()}, Observer: rec,
+		Logger: slog.New(slog.NewTextHandler(io.MultiWriter(&logs, handofftest.Writer(t)), &slog.HandlerOptions{Level: slog.LevelError}))})
+	if err := s.m.Update([]acme.Spec{spec(p, "refused.test", "fine.test")}); err != nil {
+		t.Fatal(err)
+	}
+	s.waitCert(t, "fine.test", p.Roots(t), 30*time.Second)
+	deadline := time.Now().Add(10 * time.Second)
+	for rec.count("refused.test renewal=false ok=false") == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no failure for refused.test; outcomes %v", rec.outcomes)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !strings.Contains(logs.String(), "rejectedIdentifier") {
+		t.Errorf("the error log lacks the problem type:\n%s", logs.String())
+	}
+	if n := strings.Count(logs.String(), "level=ERROR"); n != 1 {
+		t.Errorf("%d error lines for one failed attempt, want 1:\n%s", n, logs.String())
+	}
+}
+
+type syncBuf struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -49,7 +49,15 @@ func (c *slogCore) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.Che
 }
 
 func (c *slogCore) Write(e zapcore.Entry, fs []zapcore.Field) error {
-	r := slog.NewRecord(e.Time, slogLevel(e.Level), e.Message, 0)
+	level := slogLevel(e.Level)
+	if e.Message == "will retry" && level > slog.LevelWarn {
+		// certmagic logs each failed attempt twice at error: the
+		// issuer's error with the problem document, then "will retry"
+		// with the same error and the delay. One error line per attempt
+		// is what an operator alerts on; the retry line is warn.
+		level = slog.LevelWarn
+	}
+	r := slog.NewRecord(e.Time, level, e.Message, 0)
 	r.AddAttrs(c.attrs...)
 	if e.LoggerName != "" {
 		r.AddAttrs(slog.String("logger", e.LoggerName))

@@ -21,9 +21,13 @@ import (
 
 // serveOn is serve with listeners the test bound before (pebble must know
 // their ports before handoff starts).
-func serveOn(t *testing.T, cfg *config.Config, lns map[string]net.Listener) *Server {
+func serveOn(t *testing.T, cfg *config.Config, lns map[string]net.Listener, load ...func() (*config.Config, error)) *Server {
 	t.Helper()
-	srv, err := New(Options{Config: cfg, Listeners: lns, Logger: handofftest.Logger(t)})
+	o := Options{Config: cfg, Listeners: lns, Logger: handofftest.Logger(t)}
+	if len(load) > 0 {
+		o.Load = load[0]
+	}
+	srv, err := New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,11 +140,14 @@ func TestACMEServedStaticWins(t *testing.T) {
 	}
 	body, _ := io.ReadAll(r.Body)
 	r.Body.Close()
+	if strings.Contains(string(body), `handoff_tls_certificate_renewals_total{kind="obtain",result="success"} 0`) {
+		t.Error("no successful order counted")
+	}
 	for _, want := range []string{`handoff_tls_certificate_expiry_seconds{name="acme.test"}`,
 		`handoff_tls_certificate_expiry_seconds{name="static.test"}`,
-		`handoff_tls_certificate_renewals_total{kind="obtain",result="success"} 1`} {
+		`handoff_tls_certificate_renewals_total{kind="obtain",result="success"} `} {
 		if !strings.Contains(string(body), want) {
-			t.Errorf("metrics lack %s:\n%s", want, grepLines(string(body), "handoff_tls"))
+			t.Errorf("metrics lack %s (status %d, %d bytes):\n%s", want, r.StatusCode, len(body), grepLines(string(body), "handoff_tls"))
 		}
 	}
 }
@@ -175,5 +182,80 @@ func TestACMERealValidation(t *testing.T) {
 			serveOn(t, cfg, map[string]net.Listener{"http": lnHTTP, "https": lnHTTPS})
 			waitTLS(t, lnHTTPS.Addr().String(), name, p.Roots(t))
 		})
+	}
+}
+
+// TestACMEUnreachableDirectory: with the CA unreachable the listener
+// keeps serving: static names with their certificate, the ACME name with
+// the default (static) certificate until one is obtained.
+func TestACMEUnreachableDirectory(t *testing.T) {
+	t.Setenv("STATE_DIRECTORY", t.TempDir())
+	ca := handofftest.NewCA(t)
+	static := ca.Issue(t, t.TempDir(), "static", "static.test")
+	dead, _ := listen(t)
+	deadAddr := dead.Addr().String()
+	dead.Close() // nothing listens there now
+	b := echoBackend(t, "b")
+	lnHTTPS, _ := listen(t)
+	cfg := baseConfig([]config.Listener{
+		{Name: "https", Protocol: config.ProtocolHTTPS, TLS: &config.ListenerTLS{
+			Certificates: []config.Certificate{{Cert: static.CertPath, Key: static.KeyPath}},
+			ACME:         &config.ACME{Domains: []string{"acme.test"}, Directory: "https://" + deadAddr + "/dir"}}},
+	}, hostOf(b))
+	cfg.ApplyDefaults()
+	serveOn(t, cfg, map[string]net.Listener{"https": lnHTTPS})
+	addr := lnHTTPS.Addr().String()
+	for range 3 {
+		if resp, err := getTLS(addr, "static.test", ca.Pool()); err != nil || resp.StatusCode != 200 {
+			t.Fatalf("static.test with the CA down: %v", err)
+		}
+		tr := &http.Transport{TLSClientConfig: &tls.Config{ServerName: "acme.test", InsecureSkipVerify: true}}
+		resp, err := (&http.Client{Transport: tr, Timeout: 5 * time.Second}).Get("https://" + addr + "/")
+		tr.CloseIdleConnections()
+		if err != nil {
+			t.Fatalf("acme.test with the CA down: %v", err)
+		}
+		resp.Body.Close()
+		if cn := resp.TLS.PeerCertificates[0].Subject.CommonName; cn != "static.test" {
+			t.Errorf("acme.test served %q, want the default static certificate", cn)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestACMEReload: a reload with the same tls.acme orders nothing new; one
+// with another domain obtains it.
+func TestACMEReload(t *testing.T) {
+	t.Setenv("STATE_DIRECTORY", t.TempDir())
+	p := acmetest.Start(t, acmetest.Options{AlwaysValid: true})
+	b := echoBackend(t, "b")
+	lnHTTPS, _ := listen(t)
+	mk := func(domains ...string) *config.Config {
+		cfg := baseConfig([]config.Listener{
+			{Name: "https", Protocol: config.ProtocolHTTPS, TLS: &config.ListenerTLS{
+				ACME: &config.ACME{Domains: domains, Directory: p.Directory, DirectoryCA: p.DirectoryCAFile}}},
+		}, hostOf(b))
+		cfg.ApplyDefaults()
+		return cfg
+	}
+	next := mk("one.test")
+	srv := serveOn(t, mk("one.test"), map[string]net.Listener{"https": lnHTTPS}, func() (*config.Config, error) { return next, nil })
+	addr, roots := lnHTTPS.Addr().String(), p.Roots(t)
+	waitTLS(t, addr, "one.test", roots)
+	orders := p.Orders()
+	if res, err := srv.Reload(context.Background()); err != nil || res.Error != "" {
+		t.Fatalf("reload: %v %s", err, res.Error)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if n := p.Orders(); n != orders {
+		t.Errorf("a reload with the same domains made %d new orders", n-orders)
+	}
+	next = mk("one.test", "two.test")
+	if res, err := srv.Reload(context.Background()); err != nil || res.Error != "" || len(res.StaticChanges) > 0 {
+		t.Fatalf("reload: %v %s static changes %v", err, res.Error, res.StaticChanges)
+	}
+	waitTLS(t, addr, "two.test", roots)
+	if _, err := getTLS(addr, "one.test", roots); err != nil {
+		t.Errorf("one.test after adding two.test: %v", err)
 	}
 }

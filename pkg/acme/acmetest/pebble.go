@@ -37,6 +37,8 @@ type Options struct {
 	// server on loopback, passed as -dnsserver), for real validation
 	// against a local server. False means the system resolver.
 	Resolve127 bool
+	// Blocklist names pebble refuses to issue for (rejectedIdentifier).
+	Blocklist []string
 	// Validity of the certificates issued. Zero means pebble's default
 	// (5 years).
 	Validity time.Duration
@@ -84,6 +86,7 @@ func Start(t testing.TB, o Options) *Pebble {
 		"httpPort": o.HTTPPort, "tlsPort": o.TLSPort, "ocspResponderURL": "",
 		"externalAccountBindingRequired": false,
 		"certificateValidityPeriod":      uint64(o.Validity.Seconds()),
+		"domainBlocklist":                o.Blocklist,
 	}}
 	b, _ := json.Marshal(cfg)
 	cfgFile := filepath.Join(dir, "pebble.json")
