@@ -17,6 +17,7 @@ import (
 	"github.com/handoff-proxy/handoff/pkg/acme/acmetest"
 	"github.com/handoff-proxy/handoff/pkg/config"
 	"github.com/handoff-proxy/handoff/pkg/handofftest"
+	"github.com/handoff-proxy/handoff/pkg/state/statetest"
 )
 
 // serveOn is serve with listeners the test bound before (pebble must know
@@ -257,5 +258,38 @@ func TestACMEReload(t *testing.T) {
 	waitTLS(t, addr, "two.test", roots)
 	if _, err := getTLS(addr, "one.test", roots); err != nil {
 		t.Errorf("one.test after adding two.test: %v", err)
+	}
+}
+
+// TestACMEThreeWorkersShareRedis: three processes' worth of servers with
+// the same state.redis make one order and serve the same certificate.
+func TestACMEThreeWorkersShareRedis(t *testing.T) {
+	t.Cleanup(func() { time.Sleep(1100 * time.Millisecond) }) // go-redis tryDial, see policy_test.go
+	p := acmetest.Start(t, acmetest.Options{AlwaysValid: true})
+	rd := statetest.StartRedis(t)
+	b := echoBackend(t, "b")
+	roots := p.Roots(t)
+	var addrs []string
+	for range 3 {
+		ln, _ := listen(t)
+		cfg := baseConfig([]config.Listener{
+			{Name: "https", Protocol: config.ProtocolHTTPS, TLS: &config.ListenerTLS{
+				ACME: &config.ACME{Domains: []string{"shared.test"}, Directory: p.Directory, DirectoryCA: p.DirectoryCAFile}}},
+		}, hostOf(b))
+		cfg.State.Redis = &config.Redis{URL: "redis://" + rd.Addr + "/0"}
+		cfg.ApplyDefaults()
+		serveOn(t, cfg, map[string]net.Listener{"https": ln})
+		addrs = append(addrs, ln.Addr().String())
+	}
+	var serials []string
+	for _, a := range addrs {
+		resp := waitTLS(t, a, "shared.test", roots)
+		serials = append(serials, resp.TLS.PeerCertificates[0].SerialNumber.String())
+	}
+	if serials[0] != serials[1] || serials[1] != serials[2] {
+		t.Errorf("serials %v: not one shared certificate", serials)
+	}
+	if n := p.Orders(); n != 1 {
+		t.Errorf("%d orders from 3 workers sharing Redis, want 1", n)
 	}
 }
