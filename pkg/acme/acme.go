@@ -167,8 +167,32 @@ func (m *Manager) Update(specs []Spec) error {
 	for _, s := range specs {
 		want[s.key()] = s
 	}
+	dropped, err := m.updateLocked(want)
+	if len(dropped) > 0 {
+		// Outside m.mu: the cache's maintenance holds its own lock while
+		// it asks configFor (m.mu), so taking them in the other order
+		// here could deadlock.
+		m.cache.RemoveManaged(dropped)
+	}
+	return err
+}
+
+// updateLocked applies want to the sites under m.mu and returns the
+// names to drop from the cache. On error nothing changed.
+func (m *Manager) updateLocked(want map[string]Spec) ([]certmagic.SubjectIssuer, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	fresh := make(map[string]*site)
+	for k, spec := range want {
+		if m.sites[k] != nil {
+			continue
+		}
+		s, err := m.newSite(spec) // starts nothing
+		if err != nil {
+			return nil, err
+		}
+		fresh[k] = s
+	}
 	var dropped []certmagic.SubjectIssuer
 	for k, s := range m.sites {
 		if _, ok := want[k]; ok {
@@ -180,14 +204,7 @@ func (m *Manager) Update(specs []Spec) error {
 			dropped = append(dropped, certmagic.SubjectIssuer{Subject: normalize(d)})
 		}
 	}
-	for k, spec := range want {
-		if m.sites[k] != nil {
-			continue
-		}
-		s, err := m.newSite(spec)
-		if err != nil {
-			return err
-		}
+	for k, s := range fresh {
 		m.sites[k] = s
 		ctx, cancel := context.WithCancel(m.ctx)
 		s.cancel = cancel
@@ -201,11 +218,7 @@ func (m *Manager) Update(specs []Spec) error {
 		}
 	}
 	// Names still listed by another Spec stay in the cache.
-	dropped = slices.DeleteFunc(dropped, func(si certmagic.SubjectIssuer) bool { return m.names[si.Subject] != nil })
-	if len(dropped) > 0 {
-		m.cache.RemoveManaged(dropped)
-	}
-	return nil
+	return slices.DeleteFunc(dropped, func(si certmagic.SubjectIssuer) bool { return m.names[si.Subject] != nil }), nil
 }
 
 func (m *Manager) newSite(spec Spec) (*site, error) {
