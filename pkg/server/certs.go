@@ -22,6 +22,9 @@ type certificates struct {
 	// acme lists the names this listener gets from ACME (tls.acme.domains,
 	// lower case, no trailing dot); empty without tls.acme.
 	acme map[string]bool
+	// acmeDefault is the first ACME name, served to clients without SNI
+	// (or with an unknown name) when there is no static certificate.
+	acmeDefault string
 }
 
 // certStore lets a TLS listener pick up new certificates on reload without
@@ -58,6 +61,9 @@ func parseCerts(t *config.ListenerTLS) (*certificates, error) {
 	if t.ACME != nil {
 		for _, d := range t.ACME.Domains {
 			c.acme[strings.ToLower(strings.TrimSuffix(d, "."))] = true
+		}
+		if len(t.ACME.Domains) > 0 {
+			c.acmeDefault = strings.ToLower(strings.TrimSuffix(t.ACME.Domains[0], "."))
 		}
 	}
 	for _, cc := range t.Certificates {
@@ -129,6 +135,11 @@ func (cs *certStore) get(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 		// handshake at all.
 	}
 	if c.first == nil {
+		if cs.acme != nil && c.acmeDefault != "" && !isACME {
+			h := *hello
+			h.ServerName = c.acmeDefault
+			return cs.acme.GetCertificate(&h)
+		}
 		return nil, fmt.Errorf("no certificate for %q", name)
 	}
 	return c.first, nil
