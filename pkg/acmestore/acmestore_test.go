@@ -44,6 +44,22 @@ func redisStorages(t *testing.T) newStorage {
 	}
 }
 
+// clusterStorages: the same contract on a Redis Cluster (every key of a
+// store shares the {acme} hash tag, so its transactions stay on one node).
+func clusterStorages(t *testing.T) newStorage {
+	addrs := statetest.StartCluster(t)
+	return func(t *testing.T) (certmagic.Storage, certmagic.Storage) {
+		p := fmt.Sprintf("c%d", prefixes.Add(1))
+		mk := func() certmagic.Storage {
+			c := goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: addrs})
+			s := acmestore.New(c, acmestore.Options{Prefix: p, LockTTL: 900 * time.Millisecond, LockPoll: 20 * time.Millisecond})
+			t.Cleanup(func() { s.Close(); _ = c.Close() })
+			return s
+		}
+		return mk(), mk()
+	}
+}
+
 func fileStorages(t *testing.T) (certmagic.Storage, certmagic.Storage) {
 	dir := t.TempDir()
 	return &certmagic.FileStorage{Path: dir}, &certmagic.FileStorage{Path: dir}
@@ -58,6 +74,7 @@ func TestContract(t *testing.T) {
 	}{
 		{name: "file", new: fileStorages},
 		{name: "redis", new: redisStorages(t)},
+		{name: "redis cluster", new: clusterStorages(t)},
 	}
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {

@@ -113,6 +113,15 @@ func TestACMEServedStaticWins(t *testing.T) {
 		t.Errorf("static.test not served with the static certificate: %v", err)
 	}
 
+	// A challenge path for a name that is not ours goes to the routes.
+	req, _ := http.NewRequest(http.MethodGet, "http://"+lnHTTP.Addr().String()+"/.well-known/acme-challenge/abc", nil)
+	req.Host = "other.test"
+	if r, err := http.DefaultClient.Do(req); err != nil || r.Header.Get("X-Backend") != "b" {
+		t.Errorf("challenge path for a foreign host not routed: %v", err)
+	} else {
+		r.Body.Close()
+	}
+
 	admin := httptest.NewServer(srv.adminHandler())
 	defer admin.Close()
 	r, err := http.Get(admin.URL + "/api/v1/certificates")
