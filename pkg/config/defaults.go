@@ -75,6 +75,9 @@ func (c *Config) ApplyDefaults() {
 		setDefault(&l.Protocol, ProtocolHTTP)
 		if l.TLS != nil {
 			setDefault(&l.TLS.MinVersion, defaultTLSMinVersion)
+			if l.TLS.ACME != nil {
+				l.TLS.ACME.applyDefaults() // acme.go
+			}
 		}
 	}
 	for i := range c.Routes {

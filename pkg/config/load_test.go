@@ -862,3 +862,38 @@ func TestLoadEdgeCases(t *testing.T) {
 		})
 	}
 }
+
+// TestLoadACMEErrorLine: a problem in tls.acme names the file, the line
+// and the key, as every other key does; defaults fill directory and
+// challenges.
+func TestLoadACMEErrorLine(t *testing.T) {
+	dir := t.TempDir()
+	bad := writeFile(t, dir, "bad.yaml", `listeners:
+  - name: https
+    address: "127.0.0.1:8443"
+    protocol: https
+    tls:
+      acme:
+        domains: [a.example.com]
+        challenges: [dns-01]
+upstreams: {web: {targets: [{address: "127.0.0.1:9000"}]}}
+routes: [{upstream: web}]
+`)
+	errs := loadErrors(t, LoadOptions{File: bad})
+	e := wantError(t, errs, bad, "listeners[0].tls.acme.challenges[0]", "dns-01")
+	if e.Line != 8 {
+		t.Errorf("line = %d, want 8", e.Line)
+	}
+	good := writeFile(t, dir, "good.yaml", `listeners:
+  - name: https
+    address: "127.0.0.1:8443"
+    protocol: https
+    tls: {acme: {domains: [a.example.com]}}
+upstreams: {web: {targets: [{address: "127.0.0.1:9000"}]}}
+routes: [{upstream: web}]
+`)
+	a := mustLoad(t, LoadOptions{File: good}).Config.Listeners[0].TLS.ACME
+	if a.Directory != DefaultACMEDirectory || len(a.Challenges) != 2 {
+		t.Errorf("defaults: directory %q challenges %q", a.Directory, a.Challenges)
+	}
+}

@@ -45,7 +45,7 @@ func (c *Config) Static() Static {
 // changes need a restart"). Listeners are compared by name, not by
 // position, and appear as listeners["web"] (the listener was added or
 // removed) or listeners["web"].address (one of its settings changed).
-// The certificates and client_auth of a listener's TLS section are
+// The certificates, client_auth and acme settings of a listener's TLS section are
 // dynamic (a reload loads them in place) and never appear; its min_version does. Nil
 // configs count as empty. Compare configs that both went through
 // ApplyDefaults (Load does it), or a default spelled out counts as a
@@ -82,8 +82,10 @@ func staticLeaves(c *Config) map[string]string {
 		key := "listeners[" + strconv.Quote(l.Name) + "]"
 		out[key] = ""
 		leafValues(key, l, out)
-		certs, clientAuth := key+".tls.certificates", key+".tls.client_auth"
-		maps.DeleteFunc(out, func(k, _ string) bool { return underKey(k, certs) || underKey(k, clientAuth) })
+		certs, clientAuth, acme := key+".tls.certificates", key+".tls.client_auth", key+".tls.acme"
+		maps.DeleteFunc(out, func(k, _ string) bool {
+			return underKey(k, certs) || underKey(k, clientAuth) || underKey(k, acme)
+		})
 	}
 	leafValues("admin", c.Admin, out)
 	leafValues("state", c.State, out)

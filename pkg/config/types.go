@@ -95,7 +95,8 @@ type Listener struct {
 	// Protocol is "http" (default), "https", "tcp" or "replicate"
 	// (see l4.go).
 	Protocol string `koanf:"protocol" json:"protocol" yaml:"protocol"`
-	// TLS settings, required when Protocol is "https".
+	// TLS settings, required when Protocol is "https": certificates,
+	// acme or both.
 	TLS *ListenerTLS `koanf:"tls" json:"tls,omitempty" yaml:"tls,omitempty"`
 	// FastPath serves HTTP/1.1 on an http listener with handoff's own
 	// engine (pkg/h1) for plain proxy routes, handing everything else to
@@ -161,6 +162,10 @@ type ListenerTLS struct {
 	// chosen (crypto/tls Config.GetCertificate semantics); the first is the
 	// default when nothing matches or SNI is absent.
 	Certificates []Certificate `koanf:"certificates" json:"certificates" yaml:"certificates"`
+	// ACME obtains and renews certificates automatically (acme.go). Nil
+	// means static certificates only; with both, a static certificate
+	// wins for the names it covers.
+	ACME *ACME `koanf:"acme" json:"acme,omitempty" yaml:"acme,omitempty"`
 	// MinVersion is "1.2" (default) or "1.3".
 	MinVersion string `koanf:"min_version" json:"min_version,omitempty" yaml:"min_version,omitempty"`
 	// ClientAuth asks clients for a certificate (mutual TLS). Nil means

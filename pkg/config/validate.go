@@ -208,8 +208,8 @@ func (v *validator) listeners(c *Config) {
 		oneOf(&v.errs, joinKey(key, "protocol"), l.Protocol, protocols)
 		tlsKey := joinKey(key, "tls")
 		switch {
-		case l.Protocol == ProtocolHTTPS && (l.TLS == nil || len(l.TLS.Certificates) == 0):
-			v.errs.add(joinKey(tlsKey, "certificates"), "required for protocol https")
+		case l.Protocol == ProtocolHTTPS && (l.TLS == nil || len(l.TLS.Certificates) == 0 && l.TLS.ACME == nil):
+			v.errs.add(joinKey(tlsKey, "certificates"), "required for protocol https (or tls.acme)")
 		case l.Protocol != ProtocolHTTPS && l.TLS != nil:
 			v.errs.add(tlsKey, "set, but the protocol is not https: set protocol: https, or remove tls")
 		}
@@ -229,6 +229,9 @@ func (v *validator) listeners(c *Config) {
 				} else if err := checkCA(ca.CA); err != nil {
 					v.errs.add(joinKey(caKey, "ca"), "%v", err)
 				}
+			}
+			if l.TLS.ACME != nil {
+				v.acme(joinKey(tlsKey, "acme"), l.TLS.ACME) // acme.go
 			}
 		}
 	}

@@ -122,6 +122,44 @@ func TestValidate(t *testing.T) {
 			c.Listeners[0].TLS = &ListenerTLS{MinVersion: "1.1", Certificates: []Certificate{{Cert: cert, Key: key}}}
 		}, key: "listeners[0].tls.min_version", msg: `"1.1" is not allowed (allowed: 1.2, 1.3)`},
 
+		{name: "https with acme only", mutate: func(c *Config) {
+			c.Listeners[0].Protocol = ProtocolHTTPS
+			c.Listeners[0].TLS = &ListenerTLS{ACME: &ACME{Domains: []string{"a.example.com", "b.example.com."}, Email: "ops@example.com",
+				DirectoryCA: cert, Challenges: []string{ChallengeTLSALPN01}}}
+		}},
+		{name: "acme without domains", mutate: func(c *Config) {
+			c.Listeners[0].Protocol = ProtocolHTTPS
+			c.Listeners[0].TLS = &ListenerTLS{ACME: &ACME{}}
+		}, key: "listeners[0].tls.acme.domains", msg: "required"},
+		{name: "acme wildcard", mutate: func(c *Config) {
+			c.Listeners[0].Protocol = ProtocolHTTPS
+			c.Listeners[0].TLS = &ListenerTLS{ACME: &ACME{Domains: []string{"a.example.com", "*.example.com"}}}
+		}, key: "listeners[0].tls.acme.domains[1]", msg: "dns-01"},
+		{name: "acme duplicate domain", mutate: func(c *Config) {
+			c.Listeners[0].Protocol = ProtocolHTTPS
+			c.Listeners[0].TLS = &ListenerTLS{ACME: &ACME{Domains: []string{"a.example.com", "A.example.com"}}}
+		}, key: "listeners[0].tls.acme.domains[1]", msg: "listed twice"},
+		{name: "acme bad domain", mutate: func(c *Config) {
+			c.Listeners[0].Protocol = ProtocolHTTPS
+			c.Listeners[0].TLS = &ListenerTLS{ACME: &ACME{Domains: []string{"bad name"}}}
+		}, key: "listeners[0].tls.acme.domains[0]", msg: "bad name"},
+		{name: "acme email", mutate: func(c *Config) {
+			c.Listeners[0].Protocol = ProtocolHTTPS
+			c.Listeners[0].TLS = &ListenerTLS{ACME: &ACME{Domains: []string{"a.example.com"}, Email: "ops"}}
+		}, key: "listeners[0].tls.acme.email", msg: "not an email address"},
+		{name: "acme directory", mutate: func(c *Config) {
+			c.Listeners[0].Protocol = ProtocolHTTPS
+			c.Listeners[0].TLS = &ListenerTLS{ACME: &ACME{Domains: []string{"a.example.com"}, Directory: "acme.example.com/dir"}}
+		}, key: "listeners[0].tls.acme.directory", msg: "not an http(s):// URL"},
+		{name: "acme directory_ca", mutate: func(c *Config) {
+			c.Listeners[0].Protocol = ProtocolHTTPS
+			c.Listeners[0].TLS = &ListenerTLS{ACME: &ACME{Domains: []string{"a.example.com"}, DirectoryCA: notPEM}}
+		}, key: "listeners[0].tls.acme.directory_ca", msg: "holds no PEM certificates"},
+		{name: "acme challenge", mutate: func(c *Config) {
+			c.Listeners[0].Protocol = ProtocolHTTPS
+			c.Listeners[0].TLS = &ListenerTLS{ACME: &ACME{Domains: []string{"a.example.com"}, Challenges: []string{"dns-01"}}}
+		}, key: "listeners[0].tls.acme.challenges[0]", msg: `"dns-01" is not allowed (allowed: http-01, tls-alpn-01)`},
+
 		{name: "admin off", mutate: func(c *Config) { c.Admin.Listen = AdminOff }},
 		{name: "admin address", mutate: func(c *Config) { c.Admin.Listen = "localhost" }, key: "admin.listen", msg: `or "off" to disable`},
 		{name: "admin on a listener's address", mutate: func(c *Config) { c.Admin.Listen = "127.0.0.1:8080" }, key: "admin.listen", msg: "same address as listeners[0]"},

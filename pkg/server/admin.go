@@ -114,8 +114,9 @@ func (s *Server) adminHandler() http.Handler {
 	})))
 	mux.HandleFunc("/api/v1/reload", s.serveReload)
 	mux.HandleFunc("/api/v1/upgrade", s.serveUpgrade)
-	mux.HandleFunc("/api/v1/cache", s.cache.serveStats)       // cache
-	mux.HandleFunc("/api/v1/cache/purge", s.cache.servePurge) // cache
+	mux.HandleFunc("/api/v1/certificates", s.serveCertificates) // acme.go
+	mux.HandleFunc("/api/v1/cache", s.cache.serveStats)         // cache
+	mux.HandleFunc("/api/v1/cache/purge", s.cache.servePurge)   // cache
 	s.debugRoutes(mux)
 	return admin.Guard(mux)
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync/atomic"
 
+	"github.com/handoff-proxy/handoff/pkg/acme"
 	"github.com/handoff-proxy/handoff/pkg/config"
 )
 
@@ -22,29 +23,60 @@ type certificates struct {
 	// clientAuth is the whole TLS config of a listener that asks for
 	// client certificates (tls.client_auth), nil when it asks for none.
 	clientAuth *tls.Config
+	all        []*tls.Certificate // in config order, Leaf set
+	// acme lists the names this listener gets from ACME (tls.acme.domains,
+	// lower case, no trailing dot); empty without tls.acme.
+	acme map[string]bool
+	// acmeDefault is the first ACME name, served to clients without SNI
+	// (or with an unknown name) when there is no static certificate.
+	acmeDefault string
+	// store is the store c was published in (set), for the client_auth
+	// config's GetCertificate.
+	store *certStore
 }
 
 // certStore lets a TLS listener pick up new certificates on reload without
-// re-binding: GetCertificate reads the current set.
-type certStore struct{ cur atomic.Pointer[certificates] }
+// re-binding: GetCertificate reads the current set. ACME certificates come
+// from the process's manager (acme.go), which the HTTPS and HTTP/3
+// listeners share.
+type certStore struct {
+	cur  atomic.Pointer[certificates]
+	acme certSource // nil: static certificates only
+}
 
-func loadCerts(t *config.ListenerTLS) (*certStore, error) {
+// certSource is where ACME certificates come from (acme.Manager).
+type certSource interface {
+	GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error)
+}
+
+func loadCerts(t *config.ListenerTLS, acme certSource) (*certStore, error) {
 	c, err := parseCerts(t)
 	if err != nil {
 		return nil, err
 	}
-	cs := &certStore{}
+	cs := &certStore{acme: acme}
 	cs.set(c)
 	return cs, nil
 }
 
-func (cs *certStore) set(c *certificates) { cs.cur.Store(c) }
+func (cs *certStore) set(c *certificates) {
+	c.store = cs
+	cs.cur.Store(c)
+}
 
 func parseCerts(t *config.ListenerTLS) (*certificates, error) {
-	if t == nil || len(t.Certificates) == 0 {
+	if t == nil || len(t.Certificates) == 0 && t.ACME == nil {
 		return nil, errors.New("tls: no certificates")
 	}
-	c := &certificates{exact: map[string]*tls.Certificate{}, suffix: map[string]*tls.Certificate{}}
+	c := &certificates{exact: map[string]*tls.Certificate{}, suffix: map[string]*tls.Certificate{}, acme: map[string]bool{}}
+	if t.ACME != nil {
+		for _, d := range t.ACME.Domains {
+			c.acme[strings.ToLower(strings.TrimSuffix(d, "."))] = true
+		}
+		if len(t.ACME.Domains) > 0 {
+			c.acmeDefault = strings.ToLower(strings.TrimSuffix(t.ACME.Domains[0], "."))
+		}
+	}
 	for _, cc := range t.Certificates {
 		kp, err := tls.LoadX509KeyPair(cc.Cert, cc.Key)
 		if err != nil {
@@ -58,6 +90,7 @@ func parseCerts(t *config.ListenerTLS) (*certificates, error) {
 		if c.first == nil {
 			c.first = &kp
 		}
+		c.all = append(c.all, &kp)
 		names := leaf.DNSNames
 		if len(names) == 0 && leaf.Subject.CommonName != "" {
 			names = []string{leaf.Subject.CommonName}
@@ -102,7 +135,7 @@ func clientAuthConfig(t *config.ListenerTLS, ca *config.ClientAuth, c *certifica
 	}
 	return &tls.Config{
 		MinVersion:     tlsVersion(t),
-		GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) { return c.pick(hello), nil },
+		GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) { return c.store.pick(c, hello) },
 		NextProtos:     serverNextProtos,
 		ClientAuth:     mode,
 		ClientCAs:      pool,
@@ -110,8 +143,10 @@ func clientAuthConfig(t *config.ListenerTLS, ca *config.ClientAuth, c *certifica
 }
 
 // serverNextProtos are the ALPN protocols of a TLS listener (RFC 9113
-// §3.2: HTTP/2 over TLS is negotiated with "h2").
-var serverNextProtos = []string{"h2", "http/1.1"}
+// §3.2: HTTP/2 over TLS is negotiated with "h2"), and "acme-tls/1" for
+// TLS-ALPN-01 (RFC 8737 §6.2; certStore.get refuses it for names not
+// from ACME).
+var serverNextProtos = []string{"h2", "http/1.1", acme.ALPNProto}
 
 // forClient implements tls.Config.GetConfigForClient: the client_auth
 // config loaded last, or nil (the listener's base config) when the
@@ -122,23 +157,49 @@ func (cs *certStore) forClient(*tls.ClientHelloInfo) (*tls.Config, error) {
 }
 
 // get implements tls.Config.GetCertificate: exact SNI match, then a
-// wildcard for the parent domain (RFC 6125 §6.4.3: one label only), then the
-// first certificate as the default.
+// wildcard for the parent domain (RFC 6125 §6.4.3: one label only), then
+// an ACME certificate for the name, then the first static certificate as
+// the default. A static certificate wins over ACME for its names. A
+// TLS-ALPN-01 validation (RFC 8737 §3: ALPN "acme-tls/1" only) is answered
+// for ACME names and refused for every other name.
 func (cs *certStore) get(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
-	return cs.cur.Load().pick(hello), nil
+	return cs.pick(cs.cur.Load(), hello)
 }
 
-func (c *certificates) pick(hello *tls.ClientHelloInfo) *tls.Certificate {
+func (cs *certStore) pick(c *certificates, hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 	name := strings.ToLower(strings.TrimSuffix(hello.ServerName, "."))
+	isACME := cs.acme != nil && c.acme[name]
+	if acme.IsChallenge(hello) {
+		if !isACME {
+			return nil, fmt.Errorf("tls-alpn-01 validation for %q, which this listener does not get from ACME", name)
+		}
+		return cs.acme.GetCertificate(hello)
+	}
 	if name != "" {
 		if kp, ok := c.exact[name]; ok {
-			return kp
+			return kp, nil
 		}
 		if i := strings.IndexByte(name, '.'); i > 0 {
 			if kp, ok := c.suffix[name[i+1:]]; ok {
-				return kp
+				return kp, nil
 			}
 		}
 	}
-	return c.first
+	if isACME {
+		kp, err := cs.acme.GetCertificate(hello)
+		if err == nil || c.first == nil {
+			return kp, err
+		}
+		// Not obtained yet: the default certificate rather than no
+		// handshake at all.
+	}
+	if c.first == nil {
+		if cs.acme != nil && c.acmeDefault != "" && !isACME {
+			h := *hello
+			h.ServerName = c.acmeDefault
+			return cs.acme.GetCertificate(&h)
+		}
+		return nil, fmt.Errorf("no certificate for %q", name)
+	}
+	return c.first, nil
 }

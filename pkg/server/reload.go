@@ -114,6 +114,10 @@ func (s *Server) apply(cfg *config.Config, res *ReloadResult) error {
 		g.Close()
 		return fmt.Errorf("start: %w", err)
 	}
+	if err := s.acme.update(s, cfg); err != nil { // acme.go
+		g.Close()
+		return fmt.Errorf("acme: %w", err)
+	}
 	for name, c := range newCerts {
 		s.certs[name].set(c)
 	}

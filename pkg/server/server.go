@@ -119,6 +119,10 @@ type Server struct {
 	gens generations
 	// certs per TLS listener, swapped on reload.
 	certs map[string]*certStore
+	// acme: certificates from ACME for every tls.acme, and their metrics
+	// (acme.go)
+	acme *acmeResources
+	tlsm *metrics.TLS
 
 	reloads    atomic.Uint64
 	lastReload atomic.Pointer[ReloadResult]
@@ -200,12 +204,14 @@ func New(opts Options) (*Server, error) {
 	if err := checkPacketConns(opts.Config, opts.PacketConns); err != nil {    // http3.go
 		return nil, err
 	}
+	s.tlsm = metrics.NewTLS(s.metrics.Registry(), s.certExpiries, s.now)       // acme.go
+	s.acme = newACMEResources(opts.Config, opts.Listeners, shared.client, opts.Logger, s.tlsm)
 	for _, l := range opts.Config.Listeners {
 		if _, ok := opts.Listeners[l.Name]; !ok {
 			return nil, fmt.Errorf("server: no listener for %q", l.Name)
 		}
 		if l.Protocol == config.ProtocolHTTPS {
-			cs, err := loadCerts(l.TLS)
+			cs, err := loadCerts(l.TLS, s.acme.m)
 			if err != nil {
 				return nil, fmt.Errorf("listener %q: %w", l.Name, err)
 			}
@@ -256,12 +262,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.handlers.Add(1)
 	s.act.requestStarted()
 	markServed(r.Context())
-	g := s.gens.acquire()
 	defer func() {
-		g.release()
 		s.act.requestDone()
 		s.handlers.Done()
 	}()
+	if s.acmeChallenge(w, r) { // acme.go: HTTP-01 before routing
+		return
+	}
+	g := s.gens.acquire()
+	defer g.release()
 	g.handler.ServeHTTP(w, r)
 }
 
@@ -305,6 +314,13 @@ func (s *Server) Run(ctx context.Context) error {
 		s.gens.close()
 		s.cache.Close() // cache
 		return fmt.Errorf("start: %w", err)
+	}
+	// acme.go: orders run in the background; serving never waits for them.
+	defer s.acme.Close()
+	if err := s.acme.update(s, cfg); err != nil {
+		s.gens.close()
+		s.cache.Close() // cache
+		return fmt.Errorf("start acme: %w", err)
 	}
 
 	servers := make([]drainable, 0, len(cfg.Listeners))

@@ -19,12 +19,14 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/handoff-proxy/handoff/pkg/acme/acmetest"
 	"github.com/handoff-proxy/handoff/pkg/config"
 
 	"github.com/handoff-proxy/handoff/pkg/handofftest"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// acme_test.go: certmagic keeps a few process-wide goroutines.
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m, acmetest.IgnoreGoroutines()...) }
 
 // echoBackend answers with its name and what protocol and headers it saw.
 func echoBackend(t *testing.T, name string) *httptest.Server {
