@@ -7,7 +7,7 @@ buildGoModule {
   inherit version;
 
   src = lib.cleanSource ./..;
-  vendorHash = "sha256-VpsV4s0/OecqEteMvhPF+VxlCFceCsTSrGf2moQIGHI=";
+  vendorHash = "sha256-U8iqEbQH/KHoKklw4ka9+/2sDoHO5aw3e7/LJyLiNDY=";
 
   subPackages = [ "cmd/handoff" ];
   env.CGO_ENABLED = "0";
