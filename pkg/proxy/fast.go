@@ -106,9 +106,13 @@ func (h *Handler) Fast() *Fast {
 		}
 	}
 	f := &Fast{h: h, conns: h.ut.h1, respTimeout: h.ut.respTimeout, now: time.Now}
-	f.buffers.New = func() any { b := make([]byte, copyBufferSize); return &b }
+	f.buffers.New = func() any { b := make([]byte, fastCopyBuffer); return &b }
 	return f
 }
+
+// fastCopyBuffer is the body copy buffer of the fast path: a 100 KiB
+// body in two reads after the first (measured against 32 KiB).
+const fastCopyBuffer = 64 << 10
 
 // MaxRequestBody is the upstream's body limit; zero means none.
 func (f *Fast) MaxRequestBody() int64 { return f.h.maxBody }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -90,7 +91,7 @@ func (f *Fast) relay(req *FastRequest, res *h1.Response, uc *h1Conn, t *upstream
 	case 0:
 		_, cliErr = req.Client.Write(b)
 	case 1:
-		out.Bytes, b, upErr, cliErr = copyLength(req.Client, uc, b, res.ContentLength)
+		out.Bytes, b, upErr, cliErr = copyLength(req.Client, uc, b, res.ContentLength, &f.buffers)
 	default:
 		out.Bytes, upErr, cliErr = f.copyStream(req.Client, uc, b, res.Chunked, mode == 2)
 	}
@@ -206,9 +207,8 @@ func appendStatus(b []byte, code int, reason []byte) []byte {
 }
 
 // copyLength writes head and then n body bytes from uc to w: what is
-// buffered in one write with the head, the rest straight from the socket
-// (splice(2) when w is a *net.TCPConn).
-func copyLength(w io.Writer, uc *h1Conn, head []byte, n int64) (written int64, buf []byte, upErr, cliErr error) {
+// buffered in one write with the head, the rest straight from the socket.
+func copyLength(w io.Writer, uc *h1Conn, head []byte, n int64, buffers *sync.Pool) (written int64, buf []byte, upErr, cliErr error) {
 	k := int64(uc.br.Buffered())
 	if k > n {
 		k = n
@@ -223,39 +223,30 @@ func copyLength(w io.Writer, uc *h1Conn, head []byte, n int64) (written int64, b
 	}
 	written = k
 	if left := n - k; left > 0 {
-		src := &readErrs{r: uc.c}
-		m, err := io.CopyN(w, src, left)
-		written += m
-		if err != nil {
-			if src.err != nil || errors.Is(err, io.EOF) {
-				return written, head, unexpectedEOF(err), nil
+		// A user-space copy through a pooled buffer: measured cheaper
+		// than splice(2) for bodies of some 100 KiB (a pipe per copy,
+		// two calls per chunk).
+		bp := buffers.Get().(*[]byte)
+		defer buffers.Put(bp)
+		buf := *bp
+		for left > 0 {
+			r, rerr := uc.c.Read(buf[:min(int64(len(buf)), left)])
+			if r > 0 {
+				if _, werr := w.Write(buf[:r]); werr != nil {
+					return written, head, nil, werr
+				}
+				written += int64(r)
+				left -= int64(r)
 			}
-			return written, head, nil, err
+			if rerr != nil && left > 0 {
+				if rerr == io.EOF {
+					rerr = io.ErrUnexpectedEOF // the target closed early
+				}
+				return written, head, rerr, nil
+			}
 		}
 	}
 	return written, head, nil, nil
-}
-
-// readErrs remembers the error of its reader, to tell a failed target
-// from a failed client after a copy.
-type readErrs struct {
-	r   io.Reader
-	err error
-}
-
-func (r *readErrs) Read(p []byte) (int, error) {
-	n, err := r.r.Read(p)
-	if err != nil && err != io.EOF {
-		r.err = err
-	}
-	return n, err
-}
-
-func unexpectedEOF(err error) error {
-	if errors.Is(err, io.EOF) {
-		return io.ErrUnexpectedEOF
-	}
-	return err
 }
 
 // copyStream relays a chunked or close-delimited body, re-framing it
@@ -277,7 +268,7 @@ func (f *Fast) copyStream(w io.Writer, uc *h1Conn, out []byte, chunkedIn, chunke
 	defer f.buffers.Put(bp)
 	buf := *bp
 	for {
-		n, err := src.Read(buf[:copyBufferSize/2])
+		n, err := src.Read(buf[:len(buf)/2])
 		if n > 0 {
 			written += int64(n)
 			if chunkedOut {
@@ -300,7 +291,7 @@ func (f *Fast) copyStream(w io.Writer, uc *h1Conn, out []byte, chunkedIn, chunke
 			out = append(out, trailers...)
 			out = append(out, "\r\n"...)
 		}
-		if done || uc.br.Buffered() == 0 || len(out) >= copyBufferSize {
+		if done || uc.br.Buffered() == 0 || len(out) >= len(buf)/2 {
 			if _, werr := w.Write(out); werr != nil {
 				return written, nil, werr
 			}
