@@ -136,10 +136,10 @@ type fastConn struct {
 	head h1.Request
 	info reqinfo.Info
 	body bodyReader
+	bp   *[]byte // the pooled read buffer, nil while given back
 }
 
 func (s *fastServer) serveConn(c net.Conn) {
-	defer s.wg.Done()
 	fc := &fastConn{c: c, raw: c}
 	if tc, ok := trackedOf(c); ok {
 		fc.raw = tc.Conn
@@ -148,28 +148,38 @@ func (s *fastServer) serveConn(c net.Conn) {
 	s.mu.Lock()
 	s.conns[fc] = struct{}{}
 	s.mu.Unlock()
-	handed := false
+	fc.bp = s.bufs.Get().(*[]byte)
+	s.run(fc, (*fc.bp)[:0], true)
+}
+
+// Outcomes of readHead.
+const (
+	headRead   = iota // a request head is in the buffer
+	headDone          // the connection is done
+	headParked        // idle past idleHold: park waits for the next request
+)
+
+// run serves fc's requests on the calling goroutine (counted in s.wg)
+// until the connection ends, is handed to net/http, or parks.
+func (s *fastServer) run(fc *fastConn, buf []byte, first bool) {
+	defer s.wg.Done()
+	ends, handed := true, false
 	defer func() {
-		s.mu.Lock()
-		delete(s.conns, fc)
-		s.mu.Unlock()
-		if !handed {
-			c.Close()
+		if ends {
+			s.putBuf(fc, buf)
+			s.finish(fc, handed)
 		}
 	}()
-	bp := s.bufs.Get().(*[]byte)
-	buf := (*bp)[:0]
-	defer func() {
-		if cap(buf) == fastBufSize {
-			*bp = buf[:0]
-			s.bufs.Put(bp)
-		}
-	}()
-	first := true
 	for {
-		var ok bool
-		buf, ok = s.readHead(fc, buf, first)
-		if !ok {
+		var st int
+		buf, st = s.readHead(fc, buf, first)
+		switch st {
+		case headDone:
+			return
+		case headParked:
+			s.wg.Add(1)
+			go s.park(fc)
+			ends = false
 			return
 		}
 		first = false
@@ -185,13 +195,40 @@ func (s *fastServer) serveConn(c net.Conn) {
 	}
 }
 
+// park waits for the next request of an idle connection on a new
+// goroutine: the one that served requests exits, and with it the stack
+// that serving grew, so that an idle connection costs a small stack and
+// no buffer. The read deadline is the rest of the idle timeout.
+func (s *fastServer) park(fc *fastConn) {
+	var one [1]byte
+	if n, _ := fc.raw.Read(one[:]); n == 0 {
+		s.finish(fc, false)
+		s.wg.Done()
+		return
+	}
+	fc.idle.Store(false)
+	fc.bp = s.bufs.Get().(*[]byte)
+	buf := (*fc.bp)[:1]
+	buf[0] = one[0]
+	s.run(fc, buf, false)
+}
+
+// finish unregisters fc and, unless net/http took it over, closes it.
+func (s *fastServer) finish(fc *fastConn, handed bool) {
+	s.mu.Lock()
+	delete(s.conns, fc)
+	s.mu.Unlock()
+	if !handed {
+		fc.c.Close()
+	}
+}
+
 // h2Preface is the HTTP/2 connection preface (RFC 9113 §3.4).
 var h2Preface = []byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
 
 // readHead reads until buf holds a complete, acceptable request head
-// (parsed into fc.head). It answers a malformed head itself and reports
-// false when the connection is done.
-func (s *fastServer) readHead(fc *fastConn, buf []byte, first bool) ([]byte, bool) {
+// (parsed into fc.head). It answers a malformed head itself.
+func (s *fastServer) readHead(fc *fastConn, buf []byte, first bool) ([]byte, int) {
 	fc.head.Reset()
 	if len(buf) == 0 {
 		// Wait for the next request without a deadline on reading the
@@ -203,14 +240,13 @@ func (s *fastServer) readHead(fc *fastConn, buf []byte, first bool) ([]byte, boo
 		}
 		fc.idle.Store(!first)
 		if !first && s.quiesced.Load() {
-			return buf, false
+			return buf, headDone
 		}
-		_ = fc.raw.SetReadDeadline(time.Now().Add(wait))
-		n, err := fc.raw.Read(buf[:cap(buf)])
+		n, st := s.waitRequest(fc, buf, wait, !first)
+		if st != headRead {
+			return buf, st
+		}
 		fc.idle.Store(false)
-		if n == 0 || (err != nil && n == 0) {
-			return buf, false
-		}
 		buf = buf[:n]
 		_ = fc.raw.SetReadDeadline(time.Now().Add(s.readHeader))
 	} else {
@@ -219,17 +255,17 @@ func (s *fastServer) readHead(fc *fastConn, buf []byte, first bool) ([]byte, boo
 	for {
 		if first && bytes.HasPrefix(h2Preface, buf[:min(len(buf), len(h2Preface))]) {
 			if len(buf) >= len(h2Preface) {
-				return buf, true // eligible hands it over
+				return buf, headRead // eligible hands it over
 			}
 		} else {
 			err := h1.ParseRequest(buf, &fc.head, s.lim)
 			if err == nil {
-				return buf, true
+				return buf, headRead
 			}
 			var he *h1.Error
 			if errors.As(err, &he) {
 				s.reject(fc, he)
-				return buf, false
+				return buf, headDone
 			}
 		}
 		if len(buf) == cap(buf) {
@@ -238,9 +274,52 @@ func (s *fastServer) readHead(fc *fastConn, buf []byte, first bool) ([]byte, boo
 		n, err := fc.raw.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]
 		if err != nil && n == 0 {
-			return buf, false
+			return buf, headDone
 		}
 	}
+}
+
+// idleHold is how long a kept-alive connection waits for its next
+// request with its read buffer; after that it gives the buffer back and
+// waits on one byte, so that idle connections cost little memory (a
+// busy connection is never idle that long).
+const idleHold = time.Second
+
+// waitRequest waits up to wait for the first bytes of a request into
+// buf and returns their count. A kept-alive connection idle for longer
+// than idleHold gives its buffers back and parks instead.
+func (s *fastServer) waitRequest(fc *fastConn, buf []byte, wait time.Duration, keptAlive bool) (int, int) {
+	hold := wait
+	if keptAlive && wait > idleHold {
+		hold = idleHold
+	}
+	_ = fc.raw.SetReadDeadline(time.Now().Add(hold))
+	n, err := fc.raw.Read(buf[:cap(buf)])
+	switch {
+	case n > 0:
+		return n, headRead
+	case hold == wait || !isTimeout(err):
+		return 0, headDone
+	}
+	s.putBuf(fc, buf)
+	fc.req.Scratch = nil
+	_ = fc.raw.SetReadDeadline(time.Now().Add(wait - hold))
+	return 0, headParked
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// putBuf returns the connection's read buffer to the pool when it is
+// the pooled one (a head that outgrew it keeps its own until it ends).
+func (s *fastServer) putBuf(fc *fastConn, buf []byte) {
+	if fc.bp != nil && cap(buf) == fastBufSize {
+		*fc.bp = buf[:0]
+		s.bufs.Put(fc.bp)
+	}
+	fc.bp = nil
 }
 
 // grow returns buf with twice its capacity, at most max (and at least

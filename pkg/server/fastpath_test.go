@@ -291,3 +291,37 @@ func TestFastPathSlowBodyTimesOut(t *testing.T) {
 		t.Fatalf("after %v got %q", time.Since(start), statusLineOf(got))
 	}
 }
+
+// TestFastPathParkedConnection: a keep-alive connection idle past
+// idleHold gives its buffers back and its goroutine away, and still
+// serves the next request (also one that arrives a byte at a time).
+func TestFastPathParkedConnection(t *testing.T) {
+	b := parityBackend(t)
+	r := serve(t, baseConfig([]config.Listener{{Name: "http", Protocol: config.ProtocolHTTP}}, hostOf(b)), nil)
+	c, err := net.Dial("tcp", r.addrs["http"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	for i, slow := range []bool{false, false, true} {
+		req := "GET /echo HTTP/1.1\r\nHost: a\r\n\r\n"
+		if slow {
+			for j := range len(req) {
+				io.WriteString(c, req[j:j+1])
+				time.Sleep(2 * time.Millisecond)
+			}
+		} else {
+			io.WriteString(c, req)
+		}
+		res, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		io.Copy(io.Discard, res.Body)
+		if res.StatusCode != 200 {
+			t.Fatalf("request %d: %d", i, res.StatusCode)
+		}
+		time.Sleep(idleHold + 200*time.Millisecond)
+	}
+}

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"runtime/debug"
 	"sync/atomic"
 	"time"
 )
@@ -54,4 +55,26 @@ const idleCheckInterval = 250 * time.Millisecond
 // (zero: never) has been idle long enough to exit.
 func (a *activity) shouldExitIdle(idleExit time.Duration) bool {
 	return idleExit > 0 && a.idleFor() >= idleExit
+}
+
+// connBurst is how many open connections count as a burst whose memory
+// (goroutine stacks, read buffers) is worth handing back to the kernel
+// once most of them are gone.
+const connBurst = 1000
+
+// releaseAfterBurst hands freed memory back to the kernel once the open
+// connections fell to a quarter of a peak of at least connBurst: the Go
+// runtime would otherwise keep it for minutes (its scavenger returns
+// memory slowly, and a garbage collection may not run for two minutes).
+// Called from the main loop on every idle check.
+type releaseAfterBurst struct{ peak int64 }
+
+func (r *releaseAfterBurst) check(open int64) {
+	switch {
+	case open > r.peak:
+		r.peak = open
+	case r.peak >= connBurst && open <= r.peak/4:
+		debug.FreeOSMemory()
+		r.peak = open
+	}
 }

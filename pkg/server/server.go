@@ -387,6 +387,7 @@ func (s *Server) Run(ctx context.Context) error {
 func (s *Server) loop(ctx context.Context, errc <-chan error) (runErr error, handedOver bool) {
 	idleTicker := time.NewTicker(idleCheckInterval)
 	defer idleTicker.Stop()
+	var burst releaseAfterBurst // idle.go
 	for {
 		select {
 		case <-ctx.Done():
@@ -403,6 +404,7 @@ func (s *Server) loop(ctx context.Context, errc <-chan error) (runErr error, han
 			s.log.Info("upgrade: new process is serving, draining", "pid", pid)
 			return nil, true
 		case <-idleTicker.C:
+			burst.check(s.act.conns.Load())
 			if d := s.config().IdleExit; s.act.shouldExitIdle(d) {
 				s.log.Info("idle, exiting", "idle_exit", d)
 				return nil, false
