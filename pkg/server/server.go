@@ -204,7 +204,7 @@ func New(opts Options) (*Server, error) {
 	if err := checkPacketConns(opts.Config, opts.PacketConns); err != nil {    // http3.go
 		return nil, err
 	}
-	s.tlsm = metrics.NewTLS(s.metrics.Registry(), s.certExpiries, s.now)       // acme.go
+	s.tlsm = metrics.NewTLS(s.metrics.Registry(), s.certExpiries, s.now) // acme.go
 	s.acme = newACMEResources(opts.Config, opts.Listeners, shared.client, opts.Logger, s.tlsm)
 	for _, l := range opts.Config.Listeners {
 		if _, ok := opts.Listeners[l.Name]; !ok {
