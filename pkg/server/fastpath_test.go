@@ -2,14 +2,17 @@ package server
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -323,5 +326,64 @@ func TestFastPathParkedConnection(t *testing.T) {
 			t.Fatalf("request %d: %d", i, res.StatusCode)
 		}
 		time.Sleep(idleHold + 200*time.Millisecond)
+	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for a logger and a reader.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestFastPathAccessLog: a request served on the fast path has the same
+// access log record as one served by net/http.
+func TestFastPathAccessLog(t *testing.T) {
+	b := parityBackend(t)
+	off := false
+	cfg := baseConfig([]config.Listener{
+		{Name: "fast", Protocol: config.ProtocolHTTP},
+		{Name: "std", Protocol: config.ProtocolHTTP, FastPath: &off},
+	}, hostOf(b))
+	on := true
+	cfg.Log.Access = &on
+	var buf lockedBuffer
+	r := serve(t, cfg, nil, func(o *Options) { o.AccessLogger = slog.New(slog.NewJSONHandler(&buf, nil)) })
+	req := "GET /echo?x=1 HTTP/1.1\r\nHost: a.test\r\nUser-Agent: ua\r\nReferer: http://r/\r\nX-Request-Id: rid-1\r\nConnection: close\r\n\r\n"
+	rawExchange(t, r.addrs["fast"], req, 5*time.Second)
+	rawExchange(t, r.addrs["std"], req, 5*time.Second)
+	var recs []map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("%v: %q", err, line)
+		}
+		if m["msg"] != "request" {
+			continue
+		}
+		for _, k := range []string{"time", "duration", "trace_id"} {
+			if k == "trace_id" && len(m[k].(string)) != 32 {
+				t.Errorf("trace_id %q", m[k])
+			}
+			delete(m, k)
+		}
+		recs = append(recs, m)
+	}
+	if len(recs) != 2 {
+		t.Fatalf("%d access records:\n%s", len(recs), buf.String())
+	}
+	if fmt.Sprint(recs[0]) != fmt.Sprint(recs[1]) {
+		t.Errorf("fast path:\n%v\nnet/http:\n%v", recs[0], recs[1])
 	}
 }
