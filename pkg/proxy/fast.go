@@ -55,6 +55,7 @@ type FastRequest struct {
 	fast     *Fast
 	idBuf    [32]byte
 	traceBuf [55]byte
+	iov      net.Buffers // head and body for one writev(2)
 }
 
 // FastResult is how a fast-path request ended.

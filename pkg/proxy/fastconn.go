@@ -31,7 +31,7 @@ type h1Conn struct {
 	since time.Time // idle since
 }
 
-const upstreamReadBuffer = 16 << 10
+const upstreamReadBuffer = 64 << 10
 
 func newH1Conns(dial, idle time.Duration, maxIdle int) *h1Conns {
 	return &h1Conns{

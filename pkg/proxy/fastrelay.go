@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"sync"
@@ -91,7 +92,7 @@ func (f *Fast) relay(req *FastRequest, res *h1.Response, uc *h1Conn, t *upstream
 	case 0:
 		_, cliErr = req.Client.Write(b)
 	case 1:
-		out.Bytes, b, upErr, cliErr = copyLength(req.Client, uc, b, res.ContentLength, &f.buffers)
+		out.Bytes, b, upErr, cliErr = copyLength(req.Client, uc, b, res.ContentLength, &f.buffers, &req.iov)
 	default:
 		out.Bytes, upErr, cliErr = f.copyStream(req.Client, uc, b, res.Chunked, mode == 2)
 	}
@@ -206,19 +207,35 @@ func appendStatus(b []byte, code int, reason []byte) []byte {
 	return append(b, '\r', '\n')
 }
 
+// smallBody is the most body bytes copied behind the head for one
+// write(2); more go beside it in a writev(2).
+const smallBody = 4 << 10
+
 // copyLength writes head and then n body bytes from uc to w: what is
 // buffered in one write with the head, the rest straight from the socket.
-func copyLength(w io.Writer, uc *h1Conn, head []byte, n int64, buffers *sync.Pool) (written int64, buf []byte, upErr, cliErr error) {
+func copyLength(w io.Writer, uc *h1Conn, head []byte, n int64, buffers *sync.Pool, iov *net.Buffers) (written int64, buf []byte, upErr, cliErr error) {
 	k := int64(uc.br.Buffered())
 	if k > n {
 		k = n
 	}
-	if k > 0 {
+	var err error
+	switch {
+	case k > smallBody:
+		// Head and buffered body in one writev(2), without copying the
+		// body into the head's buffer.
+		p, _ := uc.br.Peek(int(k))
+		*iov = append((*iov)[:0], head, p)
+		_, err = iov.WriteTo(w)
+		_, _ = uc.br.Discard(int(k))
+	case k > 0:
 		p, _ := uc.br.Peek(int(k))
 		head = append(head, p...)
 		_, _ = uc.br.Discard(int(k))
+		_, err = w.Write(head)
+	default:
+		_, err = w.Write(head)
 	}
-	if _, err := w.Write(head); err != nil {
+	if err != nil {
 		return 0, head, nil, err
 	}
 	written = k
