@@ -2,7 +2,6 @@ package server
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -12,7 +11,6 @@ import (
 	"net/http/httptest"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -329,24 +327,6 @@ func TestFastPathParkedConnection(t *testing.T) {
 	}
 }
 
-// lockedBuffer is a bytes.Buffer safe for a logger and a reader.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestFastPathAccessLog: a request served on the fast path has the same
 // access log record as one served by net/http.
 func TestFastPathAccessLog(t *testing.T) {
@@ -358,7 +338,7 @@ func TestFastPathAccessLog(t *testing.T) {
 	}, hostOf(b))
 	on := true
 	cfg.Log.Access = &on
-	var buf lockedBuffer
+	var buf syncBuffer
 	r := serve(t, cfg, nil, func(o *Options) { o.AccessLogger = slog.New(slog.NewJSONHandler(&buf, nil)) })
 	req := "GET /echo?x=1 HTTP/1.1\r\nHost: a.test\r\nUser-Agent: ua\r\nReferer: http://r/\r\nX-Request-Id: rid-1\r\nConnection: close\r\n\r\n"
 	rawExchange(t, r.addrs["fast"], req, 5*time.Second)

@@ -1,34 +1,17 @@
 package upstream
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/handoff-proxy/handoff/pkg/dnstest"
+	"github.com/handoff-proxy/handoff/pkg/handofftest"
 )
 
-// logBuf collects log lines for counting.
-type logBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuf) count(sub string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Count(l.b.String(), sub)
-}
+type logBuf = handofftest.Buffer
 
 func newLog() (*slog.Logger, *logBuf) {
 	b := &logBuf{}
@@ -124,7 +107,7 @@ func TestResolveKeepsLastGoodTargets(t *testing.T) {
 					t.Fatalf("targets after a failed lookup: %s", got)
 				}
 			}
-			if n := logs.count("lookup failed"); n != 1 {
+			if n := logs.Count("lookup failed"); n != 1 {
 				t.Errorf("failure logged %d times in 3 rounds, want once", n)
 			}
 			srv.SetMode(dnstest.Answer)
@@ -137,7 +120,7 @@ func TestResolveKeepsLastGoodTargets(t *testing.T) {
 			if got := addrsOf(p); got != "h2c://127.0.0.5:9000" {
 				t.Fatalf("targets after recovery: %s", got)
 			}
-			if n := logs.count("lookup recovered"); n != 1 {
+			if n := logs.Count("lookup recovered"); n != 1 {
 				t.Errorf("recovery logged %d times, want once", n)
 			}
 		})

@@ -1,14 +1,12 @@
 package redis_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -123,23 +121,7 @@ func cli(t *testing.T, addr string, args ...string) string {
 	return out
 }
 
-// syncBuffer collects log output from the store's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
+type syncBuffer = handofftest.Buffer
 
 // TestGarbageSkipped: values someone else wrote into a verdict key or the
 // channel are logged once and skipped; the good verdicts still arrive.
