@@ -42,7 +42,10 @@ type fastServer struct {
 	bodyIdle   time.Duration
 
 	quiesced atomic.Bool
-	mu       sync.Mutex
+	// parker keeps idle connections without a goroutine (parking.go);
+	// nil when epoll is not available (then a goroutine waits).
+	parker atomic.Pointer[parker]
+	mu     sync.Mutex
 	conns    map[*fastConn]struct{}
 	wg       sync.WaitGroup
 	bufs     sync.Pool
@@ -77,6 +80,9 @@ const fastBufSize = 4 << 10
 
 func (s *fastServer) Serve(ln net.Listener) error {
 	s.q = newConnQueue(ln.Addr())
+	if p, err := newParker(s.resume, s.expire); err == nil {
+		s.parker.Store(p)
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- s.std.srv.Serve(s.q) }()
 	for {
@@ -96,6 +102,9 @@ func (s *fastServer) Serve(ln net.Listener) error {
 func (s *fastServer) Quiesce() {
 	s.quiesced.Store(true)
 	s.std.Quiesce()
+	// Parked connections first: once out of the epoll set, closing
+	// them cannot hit a reused descriptor.
+	s.closeParker()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for c := range s.conns {
@@ -118,6 +127,7 @@ func (s *fastServer) Shutdown(ctx context.Context) error {
 }
 
 func (s *fastServer) Close() error {
+	s.closeParker()
 	s.mu.Lock()
 	for c := range s.conns {
 		c.c.Close()
@@ -178,7 +188,9 @@ func (s *fastServer) run(fc *fastConn, buf []byte, first bool) {
 			return
 		case headParked:
 			s.wg.Add(1)
-			go s.park(fc)
+			if p := s.parker.Load(); p == nil || p.park(fc, s.idle-idleHold) != nil {
+				go s.park(fc)
+			}
 			ends = false
 			return
 		}
@@ -211,6 +223,25 @@ func (s *fastServer) park(fc *fastConn) {
 	buf := (*fc.bp)[:1]
 	buf[0] = one[0]
 	s.run(fc, buf, false)
+}
+
+// resume serves a parked connection whose socket became readable; it
+// runs on the parker's goroutine, so it only starts the serving one.
+func (s *fastServer) resume(fc *fastConn) {
+	fc.bp = s.bufs.Get().(*[]byte)
+	go s.run(fc, (*fc.bp)[:0], false)
+}
+
+// expire ends a parked connection (idle timeout, quiesce, close).
+func (s *fastServer) expire(fc *fastConn) {
+	s.finish(fc, false)
+	s.wg.Done()
+}
+
+func (s *fastServer) closeParker() {
+	if p := s.parker.Load(); p != nil {
+		p.close()
+	}
 }
 
 // finish unregisters fc and, unless net/http took it over, closes it.
@@ -302,7 +333,10 @@ func (s *fastServer) waitRequest(fc *fastConn, buf []byte, wait time.Duration, k
 		return 0, headDone
 	}
 	s.putBuf(fc, buf)
+	// What a request grew is grown again by the next one, if any.
 	fc.req.Scratch = nil
+	fc.head.Fields = nil
+	fc.req.Resp.Fields = nil
 	_ = fc.raw.SetReadDeadline(time.Now().Add(wait - hold))
 	return 0, headParked
 }

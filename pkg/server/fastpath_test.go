@@ -367,3 +367,51 @@ func TestFastPathAccessLog(t *testing.T) {
 		t.Errorf("fast path:\n%v\nnet/http:\n%v", recs[0], recs[1])
 	}
 }
+
+// TestFastPathParkedIdleTimeout: a parked connection is closed when the
+// idle timeout passes, and a shutdown ends parked connections at once
+// rather than after the idle timeout.
+func TestFastPathParkedIdleTimeout(t *testing.T) {
+	b := parityBackend(t)
+	cfg := baseConfig([]config.Listener{{Name: "http", Protocol: config.ProtocolHTTP}}, hostOf(b))
+	cfg.Timeouts.Idle = idleHold + 500*time.Millisecond
+	r := serve(t, cfg, nil)
+	get := func() net.Conn {
+		c, err := net.Dial("tcp", r.addrs["http"])
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(c, "GET /204 HTTP/1.1\r\nHost: a\r\n\r\n")
+		res, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil || res.StatusCode != 204 {
+			t.Fatalf("%v %v", res, err)
+		}
+		return c
+	}
+	c := get()
+	defer c.Close()
+	start := time.Now()
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := c.Read(make([]byte, 1)); n != 0 || err == nil {
+		t.Fatalf("read %d %v, want the server's close", n, err)
+	}
+	if d := time.Since(start); d < idleHold || d > 3*time.Second {
+		t.Errorf("closed after %v, want about %v", d, cfg.Timeouts.Idle)
+	}
+
+	cfg2 := baseConfig([]config.Listener{{Name: "http", Protocol: config.ProtocolHTTP}}, hostOf(b))
+	cfg2.Timeouts.Idle = time.Minute
+	r = serve(t, cfg2, nil)
+	c2 := get()
+	defer c2.Close()
+	time.Sleep(idleHold + 300*time.Millisecond) // parked now
+	start = time.Now()
+	r.cancel()
+	if err := <-r.done; err != nil {
+		t.Fatal(err)
+	}
+	r.done <- nil // for the cleanup
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("shutdown took %v with a parked connection", d)
+	}
+}

@@ -114,6 +114,10 @@ func TestReloadClosesOldGenerationAfterItsRequests(t *testing.T) {
 		goleak.IgnoreAnyFunction("github.com/handoff-proxy/handoff/pkg/server.serve.func1"),
 		goleak.IgnoreAnyFunction("net/http.(*Server).Serve"),
 		goleak.IgnoreAnyFunction("net/http.(*Server).Serve.func1"),
+		// fastpath.go, parking.go: the listener's, like net/http's above
+		goleak.IgnoreAnyFunction("github.com/handoff-proxy/handoff/pkg/server.(*parker).loop"),
+		goleak.IgnoreAnyFunction("github.com/handoff-proxy/handoff/pkg/server.(*fastServer).run"),
+		goleak.IgnoreAnyFunction("github.com/handoff-proxy/handoff/pkg/server.(*fastServer).Serve.func1"),
 	); err != nil {
 		t.Fatalf("goroutines left after the old generation closed: %v", err)
 	}

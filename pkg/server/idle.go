@@ -1,6 +1,7 @@
 package server
 
 import (
+	"runtime"
 	"runtime/debug"
 	"sync/atomic"
 	"time"
@@ -63,18 +64,33 @@ func (a *activity) shouldExitIdle(idleExit time.Duration) bool {
 const connBurst = 1000
 
 // releaseAfterBurst hands freed memory back to the kernel once the open
-// connections fell to a quarter of a peak of at least connBurst: the Go
+// connections, or the goroutines (idle connections park without one,
+// parking.go), fell to a quarter of a peak of at least connBurst: the Go
 // runtime would otherwise keep it for minutes (its scavenger returns
 // memory slowly, and a garbage collection may not run for two minutes).
 // Called from the main loop on every idle check.
-type releaseAfterBurst struct{ peak int64 }
+type releaseAfterBurst struct{ conns, goroutines burstPeak }
 
 func (r *releaseAfterBurst) check(open int64) {
-	switch {
-	case open > r.peak:
-		r.peak = open
-	case r.peak >= connBurst && open <= r.peak/4:
+	a := r.conns.fell(open)
+	b := r.goroutines.fell(int64(runtime.NumGoroutine()))
+	if a || b {
 		debug.FreeOSMemory()
-		r.peak = open
 	}
+}
+
+// burstPeak follows one count's peak since the last release.
+type burstPeak struct{ peak int64 }
+
+// fell reports whether n fell to a quarter of a peak of at least
+// connBurst, and then starts over from n.
+func (p *burstPeak) fell(n int64) bool {
+	switch {
+	case n > p.peak:
+		p.peak = n
+	case p.peak >= connBurst && n <= p.peak/4:
+		p.peak = n
+		return true
+	}
+	return false
 }
