@@ -46,9 +46,9 @@ type fastServer struct {
 	// nil when epoll is not available (then a goroutine waits).
 	parker atomic.Pointer[parker]
 	mu     sync.Mutex
-	conns    map[*fastConn]struct{}
-	wg       sync.WaitGroup
-	bufs     sync.Pool
+	conns  map[*fastConn]struct{}
+	wg     sync.WaitGroup
+	bufs   sync.Pool
 }
 
 // defaultBodyIdle is how long a request body may pause between reads
