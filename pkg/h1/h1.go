@@ -183,7 +183,10 @@ func (k Kind) HopByHop() bool {
 }
 
 // tchar reports whether c is a token character (RFC 9110 §5.6.2).
-var tchar = func() (t [256]bool) {
+var tchar = alnumAnd("!#$%&'*+-.^_`|~")
+
+// alnumAnd is the byte set of ASCII letters, digits and extra.
+func alnumAnd(extra string) (t [256]bool) {
 	for c := '0'; c <= '9'; c++ {
 		t[c] = true
 	}
@@ -191,11 +194,11 @@ var tchar = func() (t [256]bool) {
 		t[c] = true
 		t[c-'a'+'A'] = true
 	}
-	for _, c := range "!#$%&'*+-.^_`|~" {
+	for _, c := range extra {
 		t[c] = true
 	}
 	return t
-}()
+}
 
 // fieldValueByte reports whether c may appear in a field value: VCHAR,
 // SP, HTAB and obs-text (RFC 9110 §5.5). CR, LF, NUL and other controls

@@ -306,19 +306,7 @@ func validHost(v []byte) bool {
 	return true
 }
 
-var hostByte = func() (t [256]bool) {
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
-	}
-	for c := 'a'; c <= 'z'; c++ {
-		t[c] = true
-		t[c-'a'+'A'] = true
-	}
-	for _, c := range "!$%&'()*+,-.:;=[]_~" {
-		t[c] = true
-	}
-	return t
-}()
+var hostByte = alnumAnd("!$%&'()*+,-.:;=[]_~")
 
 // ValidOriginForm reports whether target is an origin-form request target
 // (RFC 9112 §3.2.1: absolute-path [ "?" query ]) whose percent-encodings

@@ -130,17 +130,21 @@ func normalize(resp string, head bool) string {
 		strings.Join(keys, "\n"), b, res.Trailer)
 }
 
+// twoEngines is a config with a parity backend behind two listeners:
+// "fast" on the fast path, "std" on net/http only.
+func twoEngines(t *testing.T) *config.Config {
+	off := false
+	return baseConfig([]config.Listener{
+		{Name: "fast", Protocol: config.ProtocolHTTP},
+		{Name: "std", Protocol: config.ProtocolHTTP, FastPath: &off},
+	}, hostOf(parityBackend(t)))
+}
+
 // TestFastPathParity sends the same raw requests through a listener on
 // the fast path and one on net/http and compares what the client got
 // (and, for /echo, what the backend saw), field by field.
 func TestFastPathParity(t *testing.T) {
-	b := parityBackend(t)
-	off := false
-	cfg := baseConfig([]config.Listener{
-		{Name: "fast", Protocol: config.ProtocolHTTP},
-		{Name: "std", Protocol: config.ProtocolHTTP, FastPath: &off},
-	}, hostOf(b))
-	r := serve(t, cfg, nil)
+	r := serve(t, twoEngines(t), nil)
 	tests := []struct{ name, req string }{
 		{"get", "GET /echo?q=1 HTTP/1.1\r\nHost: example.test\r\nUser-Agent: t\r\nConnection: close\r\n\r\n"},
 		{"forged forwarding fields", "GET /echo HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 6.6.6.6\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: evil\r\nForwarded: for=6.6.6.6\r\nVia: 1.0 client\r\nConnection: close\r\n\r\n"},
@@ -330,12 +334,7 @@ func TestFastPathParkedConnection(t *testing.T) {
 // TestFastPathAccessLog: a request served on the fast path has the same
 // access log record as one served by net/http.
 func TestFastPathAccessLog(t *testing.T) {
-	b := parityBackend(t)
-	off := false
-	cfg := baseConfig([]config.Listener{
-		{Name: "fast", Protocol: config.ProtocolHTTP},
-		{Name: "std", Protocol: config.ProtocolHTTP, FastPath: &off},
-	}, hostOf(b))
+	cfg := twoEngines(t)
 	on := true
 	cfg.Log.Access = &on
 	var buf syncBuffer
