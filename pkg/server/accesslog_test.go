@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/handoff-proxy/handoff/pkg/accesslog"
 	"github.com/handoff-proxy/handoff/pkg/config"
@@ -41,7 +42,17 @@ func TestAccessFileReopenedOnReload(t *testing.T) {
 		io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
 	}
+	// The fast path writes its record after the response has left.
+	waitFile := func(p, sub string) {
+		t.Helper()
+		for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+			if b, _ := os.ReadFile(p); strings.Contains(string(b), sub) {
+				return
+			}
+		}
+	}
 	get("/before")
+	waitFile(path, "/before")
 	if err := os.Rename(path, path+".1"); err != nil {
 		t.Fatal(err)
 	}
@@ -49,6 +60,7 @@ func TestAccessFileReopenedOnReload(t *testing.T) {
 		t.Fatalf("reload: %v %s", err, res.Error)
 	}
 	get("/after")
+	waitFile(path, "/after")
 	old, _ := os.ReadFile(path + ".1")
 	cur, _ := os.ReadFile(path)
 	if !strings.Contains(string(old), `"GET /before HTTP/1.1" 200 1`) || strings.Contains(string(old), "/after") {

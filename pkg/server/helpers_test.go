@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/handoff-proxy/handoff/pkg/handofftest"
 	"github.com/handoff-proxy/handoff/pkg/metrics"
@@ -28,6 +29,19 @@ func mustReq(t *testing.T, path string) *http.Request {
 }
 
 func newTestMetrics() *metrics.Metrics { return metrics.New(metrics.Options{}) }
+
+// waitLines is grepLines on what b holds, waiting up to two seconds for
+// a match: the HTTP/1.1 fast path writes its access log record after the
+// response has left.
+func waitLines(b *syncBuffer, sub string) string {
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		if l := grepLines(b.String(), sub); l != "" || time.Now().After(deadline) {
+			return l
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
 
 func grepLines(s, sub string) string {
 	var out []string

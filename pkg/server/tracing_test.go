@@ -86,7 +86,7 @@ func TestTraceparentPropagation(t *testing.T) {
 				t.Errorf("tracestate %q, want %q", state, tt.wantState)
 			}
 			// The access log names the same trace.
-			line := grepLines(logs.String(), `"uri":"/`+string(rune('a'+i))+`"`)
+			line := waitLines(&logs, `"uri":"/`+string(rune('a'+i))+`"`)
 			var rec map[string]any
 			if err := json.Unmarshal([]byte(line), &rec); err != nil {
 				t.Fatalf("access log line %q: %v", line, err)
