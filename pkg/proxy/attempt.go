@@ -106,13 +106,22 @@ func isLocalError(err error) bool {
 // (draft-ietf-httpapi-idempotency-key-header; X-Idempotency-Key is its
 // older spelling).
 func idempotent(r *http.Request) bool {
-	switch r.Method {
-	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete:
+	if idempotentMethod(r.Method) {
 		return true
 	}
 	_, ok := r.Header["Idempotency-Key"]
 	_, xok := r.Header["X-Idempotency-Key"]
 	return ok || xok
+}
+
+// idempotentMethod reports whether method is idempotent (RFC 9110
+// §9.2.2); both the net/http path and the fast path ask it.
+func idempotentMethod(method string) bool {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete:
+		return true
+	}
+	return false
 }
 
 // canResendUnsent reports whether a request that never reached the target

@@ -115,9 +115,6 @@ func (h *Handler) Fast() *Fast {
 // body in two reads after the first (measured against 32 KiB).
 const fastCopyBuffer = 64 << 10
 
-// MaxRequestBody is the upstream's body limit; zero means none.
-func (f *Fast) MaxRequestBody() int64 { return f.h.maxBody }
-
 // fastAttempt is how one try at a target went.
 type fastAttempt struct {
 	err           error
@@ -188,7 +185,7 @@ func (f *Fast) Serve(req *FastRequest) FastResult {
 		next, again := f.afterFailure(req, ex, a, t, attempt, same)
 		if again {
 			same++
-			time.Sleep(backoffFor(same))
+			time.Sleep(sameTargetDelay(same))
 			continue
 		}
 		t.ReleaseSlot()
@@ -252,16 +249,9 @@ func (f *Fast) afterFailure(req *FastRequest, ex *exchange, a fastAttempt, t *up
 	return next, false
 }
 
-// backoffFor is the wait before the n-th try of a target whose dial was
-// refused (see sameTargetBackoff).
-func backoffFor(n int) time.Duration {
-	return min(sameTargetBackoff<<(n-1), sameTargetBackoffMax)
-}
-
 // fastIdempotent is idempotent for a parsed head.
 func fastIdempotent(req *FastRequest) bool {
-	switch req.Head.Method.String(req.Buf) {
-	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete:
+	if idempotentMethod(req.Head.Method.String(req.Buf)) {
 		return true
 	}
 	for _, fl := range req.Head.Fields {

@@ -251,9 +251,7 @@ func (r *roundTrip) after5xx(a attempt, attempt int) (*upstream.Target, func()) 
 // backoff waits before the n-th try of the same target, or returns the
 // context's error when the request ends first.
 func (r *roundTrip) backoff(n int) error {
-	d := min(sameTargetBackoff<<(n-1), sameTargetBackoffMax)
-	d = min(d+rand.N(d/2+1), sameTargetBackoffMax)
-	timer := time.NewTimer(d)
+	timer := time.NewTimer(sameTargetDelay(n))
 	defer timer.Stop()
 	select {
 	case <-timer.C:
@@ -264,6 +262,14 @@ func (r *roundTrip) backoff(n int) error {
 		}
 		return r.out.Context().Err()
 	}
+}
+
+// sameTargetDelay is the wait before the n-th try of a target whose dial
+// was refused: sameTargetBackoff doubling, with up to half as jitter,
+// at most sameTargetBackoffMax.
+func sameTargetDelay(n int) time.Duration {
+	d := min(sameTargetBackoff<<(n-1), sameTargetBackoffMax)
+	return min(d+rand.N(d/2+1), sameTargetBackoffMax)
 }
 
 // fallback ends the request with err, or with the 5xx response held from

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -369,21 +370,12 @@ func grow(buf []byte, max int) []byte {
 // logs the answer like net/http's own answers.
 func (s *fastServer) reject(fc *fastConn, he *h1.Error) {
 	msg := http.StatusText(he.Status) + ": " + he.Reason + "\n"
-	resp := "HTTP/1.1 " + itoa(he.Status) + " " + http.StatusText(he.Status) +
+	resp := "HTTP/1.1 " + strconv.Itoa(he.Status) + " " + http.StatusText(he.Status) +
 		"\r\nContent-Type: text/plain; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\nContent-Length: " +
-		itoa(len(msg)) + "\r\n\r\n" + msg
+		strconv.Itoa(len(msg)) + "\r\n\r\n" + msg
 	_ = fc.raw.SetWriteDeadline(time.Now().Add(time.Second))
 	_, _ = io.WriteString(fc.raw, resp)
 	s.srv.answeredByServer(fc.c, he.Status)
-}
-
-func itoa(n int) string { return string(appendInt(nil, n)) }
-
-func appendInt(b []byte, n int) []byte {
-	if n >= 10 {
-		b = appendInt(b, n/10)
-	}
-	return append(b, byte('0'+n%10))
 }
 
 // eligible reports whether the fast path serves the parsed request in

@@ -63,10 +63,10 @@ func (g *generation) fastRoute(listener string, h *h1.Request, buf []byte) (*pro
 		return nil, nil // acme.go: answered before routing, in ServeHTTP
 	}
 	p := target
-	if i := indexByte(p, '?'); i >= 0 {
+	if i := strings.IndexByte(p, '?'); i >= 0 {
 		p = p[:i]
 	}
-	if indexByte(p, '%') >= 0 {
+	if strings.IndexByte(p, '%') >= 0 {
 		u, err := url.PathUnescape(p)
 		if err != nil {
 			return nil, nil
@@ -86,15 +86,6 @@ func (g *generation) fastRoute(listener string, h *h1.Request, buf []byte) (*pro
 		return nil, nil
 	}
 	return f, rt
-}
-
-func indexByte(s string, c byte) int {
-	for i := 0; i < len(s); i++ {
-		if s[i] == c {
-			return i
-		}
-	}
-	return -1
 }
 
 // acmeChallengePrefix is where ACME HTTP-01 challenges are asked
