@@ -24,7 +24,7 @@ const (
 	defaultHashKey          = "client_ip"
 	defaultRetries          = 3
 	defaultFailTimeout      = 10 * time.Second
-	defaultMaxIdlePerTarget = 64
+	defaultMaxIdlePerTarget = 256
 	defaultDial             = 5 * time.Second
 	defaultTLSHandshake     = 10 * time.Second
 	defaultResponseHeader   = 60 * time.Second

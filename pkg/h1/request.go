@@ -36,8 +36,10 @@ func (r *Request) Reset() {
 
 // Field returns the value of the first field of kind k, and whether
 // there is one.
-func (r *Request) Field(k Kind) (Span, bool) {
-	for _, f := range r.Fields {
+func (r *Request) Field(k Kind) (Span, bool) { return firstField(r.Fields, k) }
+
+func firstField(fields []Field, k Kind) (Span, bool) {
+	for _, f := range fields {
 		if f.Kind == k {
 			return f.Value, true
 		}

@@ -27,6 +27,10 @@ func (r *Response) Reset() {
 	*r = Response{Fields: f, ContentLength: -1}
 }
 
+// Field returns the value of the first field of kind k, and whether
+// there is one.
+func (r *Response) Field(k Kind) (Span, bool) { return firstField(r.Fields, k) }
+
 // maxResponseFields bounds the fields of a response head; a backend is
 // trusted more than a client, but not without limit.
 const maxResponseFields = 1000

@@ -1,13 +1,16 @@
 package proxy
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/netip"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -56,6 +59,20 @@ type FastRequest struct {
 	idBuf    [32]byte
 	traceBuf [55]byte
 	iov      net.Buffers // head and body for one writev(2)
+
+	// A request net/http read (fastnet.go): the response goes to rw,
+	// abort asks ServeHTTP to break the response off, and the head
+	// written from the *http.Request lives in netBuf.
+	rw       http.ResponseWriter
+	proto    string // the client's protocol version in Via
+	abort    bool
+	net      *netState
+	netBuf   []byte
+	trailers []byte
+	// While a net/http request's client is there (watch), cur is the
+	// target connection in use, which its going away interrupts.
+	canceled atomic.Bool
+	cur      atomic.Pointer[h1Conn]
 }
 
 // FastResult is how a fast-path request ended.
@@ -83,15 +100,19 @@ type Fast struct {
 	respTimeout time.Duration
 	now         func() time.Time
 	date        dateCache
-	// buffers recycles body copy buffers.
+	// buffers recycles body copy buffers; netReqs the FastRequests of
+	// ServeHTTP.
 	buffers sync.Pool
+	netReqs sync.Pool
 }
 
 // Fast returns the fast-path forwarder of h, or nil when the upstream
 // needs what only ServeHTTP does: TLS or h2c targets, a PROXY header per
 // connection, a wait queue, hashing by header or cookie, 5xx retries
 // (which hold a response), or a whole-request timeout.
-func (h *Handler) Fast() *Fast {
+func (h *Handler) Fast() *Fast { return h.fast }
+
+func (h *Handler) newFast() *Fast {
 	if h.queue != nil || h.timeout > 0 || h.policy.on5xx || h.ut.h1 == nil || h.ut.key.sendProxy != "" ||
 		(h.hashKey.Source != "" && h.hashKey.Source != balance.HashKeyClientIP) {
 		return nil
@@ -108,6 +129,7 @@ func (h *Handler) Fast() *Fast {
 	}
 	f := &Fast{h: h, conns: h.ut.h1, respTimeout: h.ut.respTimeout, now: time.Now}
 	f.buffers.New = func() any { b := make([]byte, fastCopyBuffer); return &b }
+	f.netReqs.New = newNetRequest
 	return f
 }
 
@@ -134,6 +156,11 @@ func (f *Fast) Serve(req *FastRequest) FastResult {
 	*ex = exchange{info: req.Info}
 	ex.tried = ex.triedA[:0]
 	ex.id = requestIDOf(req)
+	if req.rw != nil {
+		// The request is pooled when the middleware around ServeHTTP
+		// logs its id.
+		ex.id = strings.Clone(ex.id)
+	}
 	req.Info.RequestID = ex.id
 	ex.key = balance.Key{Client: f.client(req)}
 	if req.eligible == nil {
@@ -167,9 +194,21 @@ func (f *Fast) Serve(req *FastRequest) FastResult {
 		res, uc, a := f.send(req, t, out)
 		if a.err == nil {
 			h.health.Report(t, health.Result{Outcome: health.Success, Status: res.Status})
-			r := f.relay(req, res, uc, t)
+			var r FastResult
+			if req.rw != nil {
+				r = f.relayNet(req, res, uc, t)
+			} else {
+				r = f.relay(req, res, uc, t)
+			}
 			t.ReleaseSlot()
 			return r
+		}
+		if req.gone() {
+			// The client went away (fastnet.go): not the target's
+			// fault, and nobody to answer.
+			t.ReleaseSlot()
+			req.Info.ClientGone = true
+			return FastResult{Status: StatusClientClosedRequest, Scratch: req.Scratch}
 		}
 		if isLocalError(a.err) {
 			t.ReleaseSlot()
@@ -278,6 +317,10 @@ func (f *Fast) send(req *FastRequest, t *upstream.Target, head []byte) (*h1.Resp
 				return nil, nil, fastAttempt{err: err, connectFailed: true, refused: !(errors.As(err, &ne) && ne.Timeout())}
 			}
 		}
+		if req.watch(uc) {
+			uc.c.Close()
+			return nil, nil, fastAttempt{err: context.Canceled}
+		}
 		res, a := f.exchange(req, uc, head)
 		if a.err == nil {
 			return res, uc, a
@@ -329,6 +372,10 @@ func (f *Fast) exchange(req *FastRequest, uc *h1Conn, head []byte) (*h1.Response
 		_ = uc.c.SetReadDeadline(f.now().Add(f.respTimeout))
 	}
 	res, err := readResponseHead(uc.br, req, func(b []byte) error {
+		if req.rw != nil {
+			informNet(req.rw, &req.Resp, b)
+			return nil
+		}
 		_, err := req.Client.Write(b)
 		return err
 	})
@@ -367,6 +414,10 @@ func isReset(err error) bool {
 // keepAlive false closes the client connection after it (the request's
 // body may be unread).
 func (f *Fast) answer(req *FastRequest, ex *exchange, code int, detail string, keepAlive bool) FastResult {
+	if req.rw != nil {
+		f.h.writeStatus(req.rw, ex, code, detail)
+		return FastResult{Status: code, Scratch: req.Scratch}
+	}
 	msg := fmt.Sprintf("%d %s", code, http.StatusText(code))
 	if detail != "" {
 		msg += ": " + detail

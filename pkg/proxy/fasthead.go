@@ -1,8 +1,6 @@
 package proxy
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -25,15 +23,19 @@ func (f *forwarding) appendRequestHead(b []byte, req *FastRequest, id string) []
 	b = append(b, head.Target.Bytes(buf)...)
 	b = append(b, " HTTP/1.1\r\n"...)
 	conn, hasConn := head.Field(h1.KindConnection)
+	// A request through net/http (fastnet.go) has the trace context
+	// of this proxy's span already (tracing.go); the fast path's own
+	// requests get it here.
+	ownTrace := req.rw == nil
 	parent, traced := tracecontext.Parent{}, false
-	if v, ok := head.Field(h1.KindTraceparent); ok && countKind(head, h1.KindTraceparent) == 1 {
+	if v, ok := head.Field(h1.KindTraceparent); ownTrace && ok && countKind(head, h1.KindTraceparent) == 1 {
 		parent, traced = tracecontext.Parse(v.String(buf))
 	}
 	for _, fl := range head.Fields {
 		switch {
 		case fl.Kind == h1.KindHost:
 			continue // written first below
-		case fl.Kind == h1.KindTraceparent, fl.Kind == h1.KindTracestate && !traced:
+		case ownTrace && (fl.Kind == h1.KindTraceparent || fl.Kind == h1.KindTracestate && !traced):
 			// W3C Trace Context §3.3.1: tracestate only travels with
 			// the traceparent it came with.
 			continue
@@ -58,11 +60,13 @@ func (f *forwarding) appendRequestHead(b []byte, req *FastRequest, id string) []
 	b = f.appendForwarding(b, req, id)
 	// Trace Context: this proxy's span as the parent, in the client's
 	// trace or a new one (what tracing.go does on the net/http path).
-	tp := tracecontext.Child(parent, traced, false).AppendTo(req.traceBuf[:0])
-	req.Info.TraceID = unsafe.String(&req.traceBuf[3], 32)
-	b = append(b, "Traceparent: "...)
-	b = append(b, tp...)
-	b = append(b, '\r', '\n')
+	if ownTrace {
+		tp := tracecontext.Child(parent, traced, false).AppendTo(req.traceBuf[:0])
+		req.Info.TraceID = unsafe.String(&req.traceBuf[3], 32)
+		b = append(b, "Traceparent: "...)
+		b = append(b, tp...)
+		b = append(b, '\r', '\n')
+	}
 	if head.ContentLength >= 0 {
 		b = append(b, "Content-Length: "...)
 		b = strconv.AppendInt(b, head.ContentLength, 10)
@@ -178,9 +182,13 @@ func (f *forwarding) appendForwarding(b []byte, req *FastRequest, id string) []b
 		b = append(b, joinListElements(vs)...)
 		b = append(b, ", "...)
 	}
-	if head.Minor == 1 {
+	switch {
+	case req.proto != "":
+		b = append(b, req.proto...)
+		b = append(b, ' ')
+	case head.Minor == 1:
 		b = append(b, "1.1 "...)
-	} else {
+	default:
 		b = append(b, "1.0 "...)
 	}
 	b = append(b, f.via...)
@@ -224,9 +232,7 @@ func requestIDOf(req *FastRequest) string {
 			return s
 		}
 	}
-	var b [16]byte
-	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+).
-	hex.Encode(req.idBuf[:], b[:])
+	randomID(&req.idBuf)
 	return unsafe.String(&req.idBuf[0], len(req.idBuf))
 }
 

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -94,9 +95,25 @@ func (f *Fast) relay(req *FastRequest, res *h1.Response, uc *h1Conn, t *upstream
 	case 1:
 		out.Bytes, b, upErr, cliErr = copyLength(req.Client, uc, b, res.ContentLength, &f.buffers, &req.iov)
 	default:
-		out.Bytes, upErr, cliErr = f.copyStream(req.Client, uc, b, res.Chunked, mode == 2)
+		out.Bytes, upErr, cliErr = f.copyStream(req.Client, uc, b, res.Chunked, mode == 2, nil)
 	}
 	out.Scratch = b
+	f.done(req, res, uc, t, &out, bodyless, upErr, cliErr)
+	return out
+}
+
+// done ends a relayed exchange: the target connection goes back to the
+// idle pool when the response was read whole and the target keeps it
+// open; failures are counted against whoever caused them.
+func (f *Fast) done(req *FastRequest, res *h1.Response, uc *h1Conn, t *upstream.Target, out *FastResult, bodyless bool, upErr, cliErr error) {
+	if req.unwatch() && cliErr == nil {
+		// The client went away: its cancellation interrupted the read
+		// from the target, or the connection is left as it was.
+		cliErr, upErr = context.Canceled, nil
+		if out.Status != StatusClientClosedRequest && res.ContentLength < 0 {
+			res.Close = true
+		}
+	}
 	switch {
 	case cliErr != nil:
 		uc.c.Close()
@@ -107,12 +124,11 @@ func (f *Fast) relay(req *FastRequest, res *h1.Response, uc *h1Conn, t *upstream
 		out.Reusable = false
 		f.h.log.Warn("upstream response body failed", "upstream", f.h.pool.Name, "target", t.Address, "error", upErr)
 		f.h.obs.UpstreamError(f.h.pool.Name, t.Address, KindBody)
-	case res.Close || (mode == 0 && !bodyless) || (!bodyless && res.ContentLength < 0 && !res.Chunked):
+	case res.Close || (!bodyless && res.ContentLength < 0 && !res.Chunked):
 		uc.c.Close()
 	default:
 		f.conns.put(uc, f.now())
 	}
-	return out
 }
 
 // appendResponseHead appends the head sent to the client: the target's
@@ -120,41 +136,15 @@ func (f *Fast) relay(req *FastRequest, res *h1.Response, uc *h1Conn, t *upstream
 // request id, a Date when the target sent none, and the framing.
 func (f *Fast) appendResponseHead(b []byte, req *FastRequest, ex *exchange, res *h1.Response, head []byte, bodyless bool, mode int, keepAlive bool) []byte {
 	b = appendStatusLine(b, req.Head.Minor, res.Status, res.Reason.Bytes(head))
-	var conn h1.Span
-	hasConn := false
+	conn, hasConn := res.Field(h1.KindConnection)
 	for _, fl := range res.Fields {
-		if fl.Kind == h1.KindConnection {
-			conn, hasConn = fl.Value, true
-			break
+		if forwardedResponseField(fl, head, conn, hasConn, bodyless && res.Status != http.StatusNoContent) {
+			b = append(b, head[fl.Name.Start:fl.Value.End]...)
+			b = append(b, '\r', '\n')
 		}
 	}
-	vias := 0
-	for _, fl := range res.Fields {
-		switch {
-		case fl.Kind == h1.KindTrailer:
-		case fl.Kind.HopByHop(), fl.Kind == h1.KindXRequestID:
-			continue
-		case fl.Kind == h1.KindContentLength && !(bodyless && res.Status != http.StatusNoContent):
-			continue
-		case fl.Kind == h1.KindVia:
-			vias++
-			continue
-		case fl.Kind == h1.KindOther && hasConn && h1.HasToken(conn.Bytes(head), lower(fl.Name.Bytes(head))):
-			continue
-		}
-		b = append(b, head[fl.Name.Start:fl.Value.End]...)
-		b = append(b, '\r', '\n')
-	}
-	// RFC 9110 §7.6.3: this proxy appends itself to the Via list.
 	b = append(b, "Via: "...)
-	for _, fl := range res.Fields {
-		if fl.Kind == h1.KindVia && fl.Value.Len() > 0 {
-			b = append(b, fl.Value.Bytes(head)...)
-			b = append(b, ", "...)
-		}
-	}
-	b = append(b, '1', '.', byte('0'+res.Minor), ' ')
-	b = append(b, f.h.fwd.via...)
+	b = f.appendVia(b, res, head)
 	b = append(b, "\r\nX-Request-Id: "...)
 	b = append(b, ex.id...)
 	b = append(b, '\r', '\n')
@@ -180,6 +170,38 @@ func (f *Fast) appendResponseHead(b []byte, req *FastRequest, ex *exchange, res 
 		b = append(b, "Connection: keep-alive\r\n"...)
 	}
 	return append(b, '\r', '\n')
+}
+
+// forwardedResponseField reports whether a field of the target's
+// response goes on to the client: not hop-by-hop ones (RFC 9110 §7.6.1,
+// also those its Connection field names), not Via and X-Request-Id
+// (rewritten), not Content-Length unless keepLength (the proxy frames the
+// body itself; a bodyless answer to HEAD or a 304 keeps the target's).
+func forwardedResponseField(fl h1.Field, head []byte, conn h1.Span, hasConn, keepLength bool) bool {
+	switch {
+	case fl.Kind == h1.KindTrailer:
+		return true
+	case fl.Kind.HopByHop(), fl.Kind == h1.KindXRequestID, fl.Kind == h1.KindVia:
+		return false
+	case fl.Kind == h1.KindContentLength:
+		return keepLength
+	case fl.Kind == h1.KindOther && hasConn:
+		return !h1.HasToken(conn.Bytes(head), lower(fl.Name.Bytes(head)))
+	}
+	return true
+}
+
+// appendVia appends the Via value sent to the client: the target's list
+// with this proxy appended (RFC 9110 §7.6.3).
+func (f *Fast) appendVia(b []byte, res *h1.Response, head []byte) []byte {
+	for _, fl := range res.Fields {
+		if fl.Kind == h1.KindVia && fl.Value.Len() > 0 {
+			b = append(b, fl.Value.Bytes(head)...)
+			b = append(b, ", "...)
+		}
+	}
+	b = append(b, '1', '.', byte('0'+res.Minor), ' ')
+	return append(b, f.h.fwd.via...)
 }
 
 // appendStatusLine appends the status line in the client's version, as
@@ -269,13 +291,16 @@ func copyLength(w io.Writer, uc *h1Conn, head []byte, n int64, buffers *sync.Poo
 // copyStream relays a chunked or close-delimited body, re-framing it
 // chunked for HTTP/1.1 clients. Bytes already received are written
 // together; the output is flushed whenever the next read would wait, so
-// that streams (server-sent events) are not held back.
-func (f *Fast) copyStream(w io.Writer, uc *h1Conn, out []byte, chunkedIn, chunkedOut bool) (written int64, upErr, cliErr error) {
+// that streams (server-sent events) are not held back. Trailer fields of
+// a chunked body go to the client in its last chunk, or into keep when
+// not nil.
+func (f *Fast) copyStream(w io.Writer, uc *h1Conn, out []byte, chunkedIn, chunkedOut bool, keep *[]byte) (written int64, upErr, cliErr error) {
 	var src io.Reader = uc.br
 	var cr h1.ChunkedReader
 	var trailers []byte
 	if chunkedIn {
 		cr.Reset(uc.br)
+		cr.Trailers = keep
 		if chunkedOut {
 			cr.Trailers = &trailers
 		}

@@ -1,8 +1,9 @@
 package proxy
 
 import (
-	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
+	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"strings"
@@ -185,9 +186,20 @@ func saneRequestID(s string) bool {
 }
 
 func newRequestID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+).
-	return hex.EncodeToString(b[:])
+	var b [32]byte
+	randomID(&b)
+	return string(b[:])
+}
+
+// randomID fills b with 128 random bits in hex. A request id must be
+// unique, not secret: math/rand/v2's global generator (ChaCha8, seeded
+// from the OS per thread) serves, without the getrandom(2) call per
+// request crypto/rand makes (measured: 7 % of an HTTP/2 request's CPU).
+func randomID(b *[32]byte) {
+	var r [16]byte
+	binary.LittleEndian.PutUint64(r[:8], rand.Uint64())
+	binary.LittleEndian.PutUint64(r[8:], rand.Uint64())
+	hex.Encode(b[:], r[:])
 }
 
 // stripH2CUpgrade removes an "Upgrade: h2c" offer from the outgoing

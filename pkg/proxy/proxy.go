@@ -151,6 +151,9 @@ type Handler struct {
 	budget   *retryBudget
 	queue    *waitQueue // nil when no target has max_conns
 	rp       *httputil.ReverseProxy
+	// fast forwards what ReverseProxy is not needed for (fastnet.go);
+	// nil when the upstream needs it for everything (Fast).
+	fast *Fast
 }
 
 // New returns a Handler for o.Pool, taking its transports from
@@ -232,6 +235,7 @@ func New(o Options) (*Handler, error) {
 		ErrorLog:   slog.NewLogLogger(h.log.Handler(), slog.LevelDebug),
 		BufferPool: newBufferPool(),
 	}
+	h.fast = h.newFast()
 	return h, nil
 }
 
@@ -312,6 +316,9 @@ func (ex *exchange) hasTried(t *upstream.Target) bool {
 // ReverseProxy does, so the client sees a truncated response rather than a
 // complete one); middleware that logs must do so in a defer.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h.fast != nil && h.fast.ServeHTTP(w, r) {
+		return
+	}
 	ex := &exchange{in: r, client: r.Context(), info: reqinfo.From(r.Context()), id: requestID(r.Header)}
 	ex.key = balance.Key{
 		Client: h.fwd.trusted.ClientIP(clientip.Peer(r.RemoteAddr), r.Header[hdrXForwardedFor]),

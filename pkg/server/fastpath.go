@@ -15,6 +15,7 @@ import (
 
 	"github.com/handoff-proxy/handoff/pkg/accesslog"
 	"github.com/handoff-proxy/handoff/pkg/clientip"
+	"github.com/handoff-proxy/handoff/pkg/coalesce"
 	"github.com/handoff-proxy/handoff/pkg/h1"
 	"github.com/handoff-proxy/handoff/pkg/proxy"
 	"github.com/handoff-proxy/handoff/pkg/reqinfo"
@@ -393,7 +394,13 @@ func (fc *fastConn) eligible(buf []byte) bool {
 func (s *fastServer) handOver(fc *fastConn, buf []byte) bool {
 	pending := bytes.Clone(buf)
 	_ = fc.raw.SetReadDeadline(time.Time{})
-	return s.q.push(&replayConn{Conn: fc.c, pending: pending})
+	var c net.Conn = &replayConn{Conn: fc.c, pending: pending}
+	if fc.head.Len == 0 {
+		// HTTP/2 with prior knowledge: many streams share the
+		// connection; their frames go out and come in together.
+		c = coalesce.New(c, coalesce.Options{})
+	}
+	return s.q.push(c)
 }
 
 // serveRequest serves the request parsed into fc.head, or hands the

@@ -1,0 +1,174 @@
+// Package coalesce wraps a connection that carries many independent
+// exchanges at once (an HTTP/2 connection) so that it costs fewer system
+// calls: writes return once their bytes are queued and a writer goroutine
+// sends everything queued so far in one write(2); reads are served from a
+// buffer filled by one read(2).
+//
+// It exists because net/http's HTTP/2 server flushes every response on
+// its own, and its HEADERS and DATA frames separately when the handler
+// waits for the HEADERS frame (x/net http2 server.go writeHeaders), and
+// reads each frame header (9 bytes) and payload in two reads. With many
+// streams finishing at about the same time, those writes are loopback or
+// network sends of a hundred bytes each; gathered, they are one.
+//
+// It does not know HTTP: it only changes when bytes cross the socket, not
+// which bytes or in what order.
+package coalesce
+
+import (
+	"bufio"
+	"net"
+	"runtime"
+	"sync"
+	"time"
+)
+
+// Options tune a Conn; zero values take the defaults.
+type Options struct {
+	// MaxPending bounds the bytes queued and not yet written; a Write
+	// that would queue more waits until the writer has caught up
+	// (backpressure as a blocking write gives). 0 = 256 KiB.
+	MaxPending int
+	// ReadBuffer is the size of the read buffer; 0 = 16 KiB, < 0 reads
+	// straight from the connection.
+	ReadBuffer int
+	// CloseFlush bounds how long Close waits for queued bytes to be
+	// written before closing. 0 = 1 s.
+	CloseFlush time.Duration
+}
+
+// Conn is a net.Conn whose writes are coalesced. Write errors surface on
+// a later Write (or Close): once the writer fails, the connection is
+// closed underneath so that the reader sees the failure too.
+type Conn struct {
+	net.Conn
+	br         *bufio.Reader
+	maxPending int
+	closeFlush time.Duration
+
+	mu      sync.Mutex
+	cond    sync.Cond // signalled when pending shrinks or the writer stops
+	pending []byte
+	spare   []byte
+	writing bool // the writer goroutine is scheduled or running
+	err     error
+	closed  bool
+}
+
+// New wraps c.
+func New(c net.Conn, o Options) *Conn {
+	cc := &Conn{Conn: c, maxPending: o.MaxPending, closeFlush: o.CloseFlush}
+	if cc.maxPending <= 0 {
+		cc.maxPending = 256 << 10
+	}
+	if cc.closeFlush <= 0 {
+		cc.closeFlush = time.Second
+	}
+	switch {
+	case o.ReadBuffer == 0:
+		cc.br = bufio.NewReaderSize(c, 16<<10)
+	case o.ReadBuffer > 0:
+		cc.br = bufio.NewReaderSize(c, o.ReadBuffer)
+	}
+	cc.cond.L = &cc.mu
+	return cc
+}
+
+// NetConn returns the connection underneath (as tls.Conn does).
+func (c *Conn) NetConn() net.Conn { return c.Conn }
+
+// Read reads from the buffer, filling it with one read when it is empty.
+func (c *Conn) Read(p []byte) (int, error) {
+	if c.br == nil {
+		return c.Conn.Read(p)
+	}
+	return c.br.Read(p)
+}
+
+// Write queues b; it blocks only while MaxPending bytes are already
+// queued. The returned error is that of an earlier write, or
+// net.ErrClosed after Close.
+func (c *Conn) Write(b []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for len(c.pending) >= c.maxPending && c.err == nil && !c.closed {
+		c.cond.Wait()
+	}
+	switch {
+	case c.err != nil:
+		return 0, c.err
+	case c.closed:
+		return 0, net.ErrClosed
+	}
+	c.pending = append(c.pending, b...)
+	if !c.writing {
+		c.writing = true
+		go c.writer()
+	}
+	return len(b), nil
+}
+
+// writer writes what is queued until nothing is. It first yields, so that
+// the goroutines about to queue more (other streams' responses, the
+// frame after this one) run before the write rather than after it.
+func (c *Conn) writer() {
+	runtime.Gosched()
+	c.mu.Lock()
+	for len(c.pending) > 0 && c.err == nil {
+		buf := c.pending
+		c.pending = c.spare[:0]
+		c.mu.Unlock()
+		_, err := c.Conn.Write(buf)
+		c.mu.Lock()
+		if cap(buf) <= c.maxPending {
+			c.spare = buf[:0]
+		}
+		if err != nil {
+			c.err = err
+			c.pending = nil
+			// The reader of the connection learns of it as it would
+			// of a failed write on a plain one: the peer is gone.
+			_ = c.Conn.Close()
+		}
+		c.cond.Broadcast()
+	}
+	c.writing = false
+	if len(c.pending) == 0 && cap(c.spare) > 0 {
+		// An idle connection keeps no write buffers.
+		c.spare, c.pending = nil, nil
+	}
+	c.cond.Broadcast()
+	c.mu.Unlock()
+}
+
+// Flush waits until everything queued has been written (or the writer
+// failed) and returns the writer's error.
+func (c *Conn) Flush() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for c.writing {
+		c.cond.Wait()
+	}
+	return c.err
+}
+
+// Close writes what is queued, for at most CloseFlush, then closes the
+// connection: an HTTP/2 server closes right after queueing a GOAWAY,
+// which must still reach the peer (RFC 9113 §6.8).
+func (c *Conn) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return net.ErrClosed
+	}
+	c.closed = true
+	if c.writing {
+		_ = c.Conn.SetWriteDeadline(time.Now().Add(c.closeFlush))
+		for c.writing {
+			c.cond.Wait()
+		}
+	}
+	c.cond.Broadcast()
+	c.mu.Unlock()
+	return c.Conn.Close()
+}
