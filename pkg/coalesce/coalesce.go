@@ -20,6 +20,7 @@ import (
 	"net"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -35,6 +36,10 @@ type Options struct {
 	// CloseFlush bounds how long Close waits for queued bytes to be
 	// written before closing. 0 = 1 s.
 	CloseFlush time.Duration
+	// Later makes writes go straight through until Start: for a
+	// connection that is known to carry many exchanges only after a
+	// negotiation (TLS ALPN choosing h2).
+	Later bool
 }
 
 // Conn is a net.Conn whose writes are coalesced. Write errors surface on
@@ -45,6 +50,8 @@ type Conn struct {
 	br         *bufio.Reader
 	maxPending int
 	closeFlush time.Duration
+
+	on atomic.Bool // writes are coalesced
 
 	mu      sync.Mutex
 	cond    sync.Cond // signalled when pending shrinks or the writer stops
@@ -71,8 +78,13 @@ func New(c net.Conn, o Options) *Conn {
 		cc.br = bufio.NewReaderSize(c, o.ReadBuffer)
 	}
 	cc.cond.L = &cc.mu
+	cc.on.Store(!o.Later)
 	return cc
 }
+
+// Start coalesces the writes from now on (see Options.Later). It must
+// not race with a Write.
+func (c *Conn) Start() { c.on.Store(true) }
 
 // NetConn returns the connection underneath (as tls.Conn does).
 func (c *Conn) NetConn() net.Conn { return c.Conn }
@@ -89,6 +101,9 @@ func (c *Conn) Read(p []byte) (int, error) {
 // queued. The returned error is that of an earlier write, or
 // net.ErrClosed after Close.
 func (c *Conn) Write(b []byte) (int, error) {
+	if !c.on.Load() {
+		return c.Conn.Write(b)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for len(c.pending) >= c.maxPending && c.err == nil && !c.closed {

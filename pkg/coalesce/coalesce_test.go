@@ -221,3 +221,32 @@ func TestReads(t *testing.T) {
 		})
 	}
 }
+
+func TestLaterWritesGoStraightThroughUntilStart(t *testing.T) {
+	tests := []struct {
+		name         string
+		start        bool
+		wantFirstErr bool // the first Write after the close fails itself
+	}{
+		{name: "before start", wantFirstErr: true},
+		{name: "after start", start: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, _ := pair(t, Options{Later: true})
+			if tt.start {
+				c.Start()
+			}
+			c.Conn.Close() // underneath: a write to it fails at once
+			_, err := c.Write([]byte("x"))
+			if got := err != nil; got != tt.wantFirstErr {
+				t.Fatalf("first write error %v, want an error: %v", err, tt.wantFirstErr)
+			}
+			if !tt.wantFirstErr {
+				if err := c.Flush(); err == nil {
+					t.Fatal("queued write to a closed connection: Flush reported no error")
+				}
+			}
+		})
+	}
+}

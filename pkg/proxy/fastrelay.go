@@ -49,7 +49,9 @@ func readResponseHead(br *bufio.Reader, req *FastRequest, inform func([]byte) er
 			if err != nil {
 				return nil, io.ErrUnexpectedEOF
 			}
-			n = len(b) + 1
+			// Peek(1) on an empty buffer reads all the target sent:
+			// parse that next, not one byte more.
+			n = max(len(b)+1, br.Buffered())
 		}
 		if res.Status >= 200 {
 			return res, nil

@@ -7,8 +7,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"time"
 
+	"github.com/handoff-proxy/handoff/pkg/coalesce"
 	"github.com/handoff-proxy/handoff/pkg/config"
 )
 
@@ -111,7 +113,14 @@ func newHTTPServer(o protocolOptions) *httpServer {
 			MinVersion:         tlsVersion(lc.TLS),
 			GetCertificate:     o.certs.get,
 			NextProtos:         serverNextProtos,
-			GetConfigForClient: o.certs.forClient, // certs.go: tls.client_auth
+			GetConfigForClient: func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+				if c, ok := hello.Conn.(*coalesce.Conn); ok && slices.Contains(hello.SupportedProtos, "h2") {
+					// ALPN will choose h2 (serverNextProtos): many
+					// streams share the connection (coalesce).
+					c.Start()
+				}
+				return o.certs.forClient(hello) // certs.go: tls.client_auth
+			},
 		}
 		h.tls = true
 	} else {
@@ -126,7 +135,7 @@ func newHTTPServer(o protocolOptions) *httpServer {
 
 func (h *httpServer) Serve(ln net.Listener) error {
 	if h.tls {
-		return h.srv.Serve(tls.NewListener(ln, h.srv.TLSConfig))
+		return h.srv.Serve(tls.NewListener(coalescing{ln}, h.srv.TLSConfig))
 	}
 	return h.srv.Serve(ln)
 }
@@ -161,4 +170,17 @@ func serveErr(err error, draining bool) bool {
 		return false
 	}
 	return !(draining && errors.Is(err, net.ErrClosed))
+}
+
+// coalescing wraps the connections of a TLS listener in a coalesce.Conn
+// whose writes go straight through until the handshake picks HTTP/2.
+// Records are read whole by crypto/tls; no read buffer.
+type coalescing struct{ net.Listener }
+
+func (l coalescing) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return coalesce.New(c, coalesce.Options{Later: true, ReadBuffer: -1}), nil
 }

@@ -259,6 +259,9 @@ func (s *Server) pools() []*upstream.Pool {
 // request as in flight, so that shutdown and idle exit can wait for it,
 // and on the generation, so that a reload closes it only when it is done.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.ProtoMajor == 2 {
+		growStack()
+	}
 	s.handlers.Add(1)
 	s.act.requestStarted()
 	markServed(r.Context())
@@ -540,3 +543,19 @@ func isLoopback(a net.Addr) bool {
 	}
 	return false
 }
+
+// growStack makes the calling goroutine's stack grow now, while it is
+// shallow. net/http's HTTP/2 server runs every request on a new goroutine
+// whose stack starts small; the proxy path outgrows it several calls
+// deeper, and copying a stack costs per frame (runtime.copystack adjusts
+// each one): measured 8 % of an h2 request's CPU when it grew deep, less
+// than 1 % here.
+//
+//go:noinline
+func growStack() {
+	var frame [12 << 10]byte
+	keepFrame(frame[:])
+}
+
+//go:noinline
+func keepFrame(b []byte) { _ = b[len(b)-1] }
