@@ -110,9 +110,9 @@ func newHTTPServer(o protocolOptions) *httpServer {
 		// RFC 9113 §3.2: HTTP/2 over TLS is negotiated with ALPN "h2".
 		p.SetHTTP2(true)
 		srv.TLSConfig = &tls.Config{
-			MinVersion:         tlsVersion(lc.TLS),
-			GetCertificate:     o.certs.get,
-			NextProtos:         serverNextProtos,
+			MinVersion:     tlsVersion(lc.TLS),
+			GetCertificate: o.certs.get,
+			NextProtos:     serverNextProtos,
 			GetConfigForClient: func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
 				if c, ok := hello.Conn.(*coalesce.Conn); ok && slices.Contains(hello.SupportedProtos, "h2") {
 					// ALPN will choose h2 (serverNextProtos): many
