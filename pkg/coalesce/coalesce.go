@@ -30,8 +30,9 @@ type Options struct {
 	// that would queue more waits until the writer has caught up
 	// (backpressure as a blocking write gives). 0 = 256 KiB.
 	MaxPending int
-	// ReadBuffer is the size of the read buffer; 0 = 16 KiB, < 0 reads
-	// straight from the connection.
+	// ReadBuffer is the size of the read buffer; 0 = 4 KiB (the frames
+	// of many requests; larger reads bypass it), < 0 reads straight
+	// from the connection.
 	ReadBuffer int
 	// CloseFlush bounds how long Close waits for queued bytes to be
 	// written before closing. 0 = 1 s.
@@ -40,6 +41,34 @@ type Options struct {
 	// connection that is known to carry many exchanges only after a
 	// negotiation (TLS ALPN choosing h2).
 	Later bool
+	// Buffers recycles write buffers; share one between the
+	// connections of a listener. Nil means the Conn's own.
+	Buffers *Buffers
+}
+
+// Buffers recycles the write buffers of Conns: a connection gives its
+// buffers back whenever everything queued is written, so that an idle
+// one holds none, and the next burst does not allocate them again.
+type Buffers struct{ p sync.Pool }
+
+// writeBuffer is the size a write buffer starts with: the responses of
+// a few streams.
+const writeBuffer = 16 << 10
+
+func (b *Buffers) get() *[]byte {
+	if v, ok := b.p.Get().(*[]byte); ok {
+		return v
+	}
+	buf := make([]byte, 0, writeBuffer)
+	return &buf
+}
+
+// put keeps buf unless a burst grew it past max.
+func (b *Buffers) put(buf *[]byte, max int) {
+	if cap(*buf) <= max {
+		*buf = (*buf)[:0]
+		b.p.Put(buf)
+	}
 }
 
 // Conn is a net.Conn whose writes are coalesced. Write errors surface on
@@ -55,8 +84,9 @@ type Conn struct {
 
 	mu      sync.Mutex
 	cond    sync.Cond // signalled when pending shrinks or the writer stops
-	pending []byte
-	spare   []byte
+	bufs    *Buffers
+	pending *[]byte // nil when nothing is queued
+	spare   *[]byte
 	writing bool // the writer goroutine is scheduled or running
 	err     error
 	closed  bool
@@ -64,7 +94,10 @@ type Conn struct {
 
 // New wraps c.
 func New(c net.Conn, o Options) *Conn {
-	cc := &Conn{Conn: c, maxPending: o.MaxPending, closeFlush: o.CloseFlush}
+	cc := &Conn{Conn: c, maxPending: o.MaxPending, closeFlush: o.CloseFlush, bufs: o.Buffers}
+	if cc.bufs == nil {
+		cc.bufs = &Buffers{}
+	}
 	if cc.maxPending <= 0 {
 		cc.maxPending = 256 << 10
 	}
@@ -73,7 +106,7 @@ func New(c net.Conn, o Options) *Conn {
 	}
 	switch {
 	case o.ReadBuffer == 0:
-		cc.br = bufio.NewReaderSize(c, 16<<10)
+		cc.br = bufio.NewReaderSize(c, 4<<10)
 	case o.ReadBuffer > 0:
 		cc.br = bufio.NewReaderSize(c, o.ReadBuffer)
 	}
@@ -106,7 +139,7 @@ func (c *Conn) Write(b []byte) (int, error) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for len(c.pending) >= c.maxPending && c.err == nil && !c.closed {
+	for c.queued() >= c.maxPending && c.err == nil && !c.closed {
 		c.cond.Wait()
 	}
 	switch {
@@ -115,7 +148,13 @@ func (c *Conn) Write(b []byte) (int, error) {
 	case c.closed:
 		return 0, net.ErrClosed
 	}
-	c.pending = append(c.pending, b...)
+	if c.pending == nil {
+		c.pending, c.spare = c.spare, nil
+		if c.pending == nil {
+			c.pending = c.bufs.get()
+		}
+	}
+	*c.pending = append(*c.pending, b...)
 	if !c.writing {
 		c.writing = true
 		go c.writer()
@@ -129,18 +168,20 @@ func (c *Conn) Write(b []byte) (int, error) {
 func (c *Conn) writer() {
 	runtime.Gosched()
 	c.mu.Lock()
-	for len(c.pending) > 0 && c.err == nil {
+	for c.queued() > 0 && c.err == nil {
 		buf := c.pending
-		c.pending = c.spare[:0]
+		c.pending = nil
 		c.mu.Unlock()
-		_, err := c.Conn.Write(buf)
+		_, err := c.Conn.Write(*buf)
 		c.mu.Lock()
-		if cap(buf) <= c.maxPending {
-			c.spare = buf[:0]
+		*buf = (*buf)[:0]
+		if c.spare == nil {
+			c.spare = buf
+		} else {
+			c.bufs.put(buf, c.maxPending)
 		}
 		if err != nil {
 			c.err = err
-			c.pending = nil
 			// The reader of the connection learns of it as it would
 			// of a failed write on a plain one: the peer is gone.
 			_ = c.Conn.Close()
@@ -148,12 +189,22 @@ func (c *Conn) writer() {
 		c.cond.Broadcast()
 	}
 	c.writing = false
-	if len(c.pending) == 0 && cap(c.spare) > 0 {
-		// An idle connection keeps no write buffers.
-		c.spare, c.pending = nil, nil
+	// An idle connection keeps no write buffers.
+	for _, b := range []**[]byte{&c.pending, &c.spare} {
+		if *b != nil {
+			c.bufs.put(*b, c.maxPending)
+			*b = nil
+		}
 	}
 	c.cond.Broadcast()
 	c.mu.Unlock()
+}
+
+func (c *Conn) queued() int {
+	if c.pending == nil {
+		return 0
+	}
+	return len(*c.pending)
 }
 
 // Flush waits until everything queued has been written (or the writer

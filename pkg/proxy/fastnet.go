@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"net/textproto"
 	"strconv"
 	"strings"
 	"time"
@@ -151,9 +152,21 @@ func (f *Fast) relayNet(req *FastRequest, res *h1.Response, uc *h1Conn, t *upstr
 	bodyless := h1.BodyLess(isHead(req), res.Status)
 	hdr := w.Header()
 	conn, hasConn := res.Field(h1.KindConnection)
-	for _, fl := range res.Fields {
-		if forwardedResponseField(fl, head, conn, hasConn, bodyless && res.Status != http.StatusNoContent) {
-			hdr.Add(string(fl.Name.Bytes(head)), string(fl.Value.Bytes(head)))
+	// One string for the head and one array for the values: the
+	// fields are slices of them (a string and a slice per field cost
+	// 15 % of the allocations of an HTTP/2 request).
+	hs := string(head[:res.Len])
+	vals := make([]string, len(res.Fields))
+	for i, fl := range res.Fields {
+		if !forwardedResponseField(fl, head, conn, hasConn, bodyless && res.Status != http.StatusNoContent) {
+			continue
+		}
+		k := textproto.CanonicalMIMEHeaderKey(hs[fl.Name.Start:fl.Name.End])
+		vals[i] = hs[fl.Value.Start:fl.Value.End]
+		if vs, ok := hdr[k]; ok {
+			hdr[k] = append(vs, vals[i])
+		} else {
+			hdr[k] = vals[i : i+1 : i+1]
 		}
 	}
 	hdr.Set("Via", string(f.appendVia(req.Scratch[:0], res, head)))

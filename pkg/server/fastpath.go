@@ -48,6 +48,8 @@ type fastServer struct {
 	conns  map[*fastConn]struct{}
 	wg     sync.WaitGroup
 	bufs   sync.Pool
+	// h2bufs are the write buffers of handed-over HTTP/2 connections.
+	h2bufs coalesce.Buffers
 }
 
 // defaultBodyIdle is how long a request body may pause between reads
@@ -398,7 +400,7 @@ func (s *fastServer) handOver(fc *fastConn, buf []byte) bool {
 	if fc.head.Len == 0 {
 		// HTTP/2 with prior knowledge: many streams share the
 		// connection; their frames go out and come in together.
-		c = coalesce.New(c, coalesce.Options{})
+		c = coalesce.New(c, coalesce.Options{Buffers: &s.h2bufs})
 	}
 	return s.q.push(c)
 }

@@ -135,7 +135,7 @@ func newHTTPServer(o protocolOptions) *httpServer {
 
 func (h *httpServer) Serve(ln net.Listener) error {
 	if h.tls {
-		return h.srv.Serve(tls.NewListener(coalescing{ln}, h.srv.TLSConfig))
+		return h.srv.Serve(tls.NewListener(&coalescing{Listener: ln}, h.srv.TLSConfig))
 	}
 	return h.srv.Serve(ln)
 }
@@ -175,12 +175,15 @@ func serveErr(err error, draining bool) bool {
 // coalescing wraps the connections of a TLS listener in a coalesce.Conn
 // whose writes go straight through until the handshake picks HTTP/2.
 // Records are read whole by crypto/tls; no read buffer.
-type coalescing struct{ net.Listener }
+type coalescing struct {
+	net.Listener
+	bufs coalesce.Buffers
+}
 
-func (l coalescing) Accept() (net.Conn, error) {
+func (l *coalescing) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
 	if err != nil {
 		return nil, err
 	}
-	return coalesce.New(c, coalesce.Options{Later: true, ReadBuffer: -1}), nil
+	return coalesce.New(c, coalesce.Options{Later: true, ReadBuffer: -1, Buffers: &l.bufs}), nil
 }
