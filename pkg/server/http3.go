@@ -163,6 +163,11 @@ func (h *http3Server) Quiesce() {
 // closes idle connections itself.
 const goawaySettle = time.Second
 
+// answerFlush is how long a drain waits after the last handler returned
+// before it closes connections: long enough for QUIC to send (and resend
+// once) the last responses on any network a client is on.
+const answerFlush = 250 * time.Millisecond
+
 // Shutdown waits until every request that was sent before GOAWAY is
 // answered or ctx ends, then closes what is left and stops reading the
 // sockets.
@@ -184,7 +189,8 @@ func (h *http3Server) Shutdown(ctx context.Context) error {
 	tick := time.NewTicker(freshPoll)
 	defer tick.Stop()
 	var err error
-	quiet := false
+	settledDown := false
+	var idleSince time.Time
 wait:
 	for {
 		select {
@@ -194,10 +200,20 @@ wait:
 			err = ctx.Err()
 			break wait
 		case <-settled.C:
-			quiet = true
-		case <-tick.C:
+			settledDown = true
+		case now := <-tick.C:
+			// A handler that returned has handed its response to
+			// QUIC, which may not have sent all of it yet: closing the
+			// connection then would cut the stream off. Wait until no
+			// handler ran for answerFlush.
+			switch {
+			case h.inFlight.Load() != 0:
+				idleSince = time.Time{}
+			case idleSince.IsZero():
+				idleSince = now
+			}
 		}
-		if quiet && h.inFlight.Load() == 0 {
+		if settledDown && !idleSince.IsZero() && time.Since(idleSince) >= answerFlush {
 			break
 		}
 	}
