@@ -371,6 +371,12 @@ func (f *Fast) exchange(req *FastRequest, uc *h1Conn, head []byte) (*h1.Response
 	if f.respTimeout > 0 {
 		_ = uc.c.SetReadDeadline(f.now().Add(f.respTimeout))
 	}
+	if req.gone() {
+		// The deadline just set may have replaced the one the client's
+		// going away set (fastnet.go cancel).
+		a.err = context.Canceled
+		return nil, a
+	}
 	res, err := readResponseHead(uc.br, req, func(b []byte) error {
 		if req.rw != nil {
 			informNet(req.rw, &req.Resp, b)
@@ -381,6 +387,9 @@ func (f *Fast) exchange(req *FastRequest, uc *h1Conn, head []byte) (*h1.Response
 	})
 	if f.respTimeout > 0 {
 		_ = uc.c.SetReadDeadline(time.Time{})
+	}
+	if err == nil && req.gone() {
+		err = context.Canceled // as above; the body is not read
 	}
 	if err != nil {
 		a.err = err
