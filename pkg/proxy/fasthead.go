@@ -41,6 +41,8 @@ func (f *forwarding) appendRequestHead(b []byte, req *FastRequest, id string) []
 			continue
 		case fl.Kind.HopByHop(), fl.Kind == h1.KindHTTP2Settings, forwardingKind(fl.Kind):
 			continue
+		case fl.Kind == h1.KindContentLength:
+			continue // the framing is written last, once (RFC 9112 §6.3: a second one is an error to many servers)
 		case fl.Kind == h1.KindOther && hasConn && h1.HasToken(conn.Bytes(buf), lower(fl.Name.Bytes(buf))):
 			continue
 		}

@@ -81,7 +81,7 @@ func (f *Fast) ServeHTTP(w http.ResponseWriter, r *http.Request) bool {
 	// handed to another request.
 	reuse = stop()
 	req.Scratch = res.Scratch
-	req.rw, req.Body = nil, nil
+	req.rw, req.Body, req.Info = nil, nil, nil // not kept alive by the pool
 	if req.abort {
 		// As ReverseProxy does when a response body breaks off: the
 		// client must not take a truncated body for a whole one.

@@ -10,8 +10,11 @@ import (
 	"net/textproto"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/handoff-proxy/handoff/pkg/handofftest"
 )
 
 // parityBackend answers the requests of TestServeHTTPParity.
@@ -178,6 +181,31 @@ func TestNetEligible(t *testing.T) {
 			tt.mod(r)
 			if got := netEligible(r); got != tt.want {
 				t.Errorf("netEligible = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestOneContentLength: a forwarded request carries its framing once,
+// whatever the client sent it with.
+func TestOneContentLength(t *testing.T) {
+	addr := handofftest.StrictBackend(t)
+	for _, kind := range []string{"h1", "h2c", "h2"} {
+		t.Run(kind, func(t *testing.T) {
+			hr := newFront(t, []string{addr}, kind, harnessOptions{})
+			for _, body := range []string{"", "payload"} {
+				req, _ := http.NewRequestWithContext(ctxTimeout(t), http.MethodPut, hr.front.URL+"/x", strings.NewReader(body))
+				req.ContentLength = int64(len(body))
+				res, err := frontClient(t, hr, kind).Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, _ := io.ReadAll(res.Body)
+				res.Body.Close()
+				hr.result(t)
+				if res.StatusCode != http.StatusOK || string(b) != strconv.Itoa(len(body)) {
+					t.Errorf("PUT %q: %d %q, want 200 %q", body, res.StatusCode, b, strconv.Itoa(len(body)))
+				}
 			}
 		})
 	}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/handoff-proxy/handoff/pkg/config"
+	"github.com/handoff-proxy/handoff/pkg/handofftest"
 )
 
 // paritySeen is what the parity backend reports about a request.
@@ -412,5 +413,28 @@ func TestFastPathParkedIdleTimeout(t *testing.T) {
 	r.done <- nil // for the cleanup
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("shutdown took %v with a parked connection", d)
+	}
+}
+
+// TestFastPathOneContentLength: a request body's framing reaches the
+// target once on both engines (a second Content-Length is a 400 to nginx
+// and Node).
+func TestFastPathOneContentLength(t *testing.T) {
+	off := false
+	cfg := baseConfig([]config.Listener{
+		{Name: "fast", Protocol: config.ProtocolHTTP},
+		{Name: "std", Protocol: config.ProtocolHTTP, FastPath: &off},
+	}, handofftest.StrictBackend(t))
+	r := serve(t, cfg, nil)
+	for _, l := range []string{"fast", "std"} {
+		for _, req := range []string{
+			"POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello",
+			"PUT /x HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+		} {
+			resp := rawExchange(t, r.addrs[l], req, 5*time.Second)
+			if got := statusLineOf(resp); got != "HTTP/1.1 200 OK" {
+				t.Errorf("%s: %q: %s", l, req, got)
+			}
+		}
 	}
 }

@@ -1,0 +1,64 @@
+package handofftest
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/textproto"
+	"strconv"
+	"testing"
+)
+
+// StrictBackend starts an HTTP/1.1 origin on port 0 that answers 400, as
+// nginx and Node do, to a request with more than one Content-Length
+// field or with Content-Length and Transfer-Encoding together (Go's
+// server folds identical values and would not notice); to anything else
+// 200 with the number of body bytes it read as the body. It returns the
+// address; the listener closes with the test.
+func StrictBackend(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go serveStrict(c)
+		}
+	}()
+	return ln.Addr().String()
+}
+
+func serveStrict(c net.Conn) {
+	defer c.Close()
+	tp := textproto.NewReader(bufio.NewReader(c))
+	for {
+		if _, err := tp.ReadLine(); err != nil {
+			return
+		}
+		h, err := tp.ReadMIMEHeader()
+		if err != nil {
+			return
+		}
+		cl := h.Values("Content-Length")
+		if len(cl) > 1 || (len(cl) == 1 && h.Get("Transfer-Encoding") != "") {
+			fmt.Fprintf(c, "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+			return
+		}
+		n := 0
+		if len(cl) == 1 {
+			n, _ = strconv.Atoi(cl[0])
+		}
+		if _, err := io.CopyN(io.Discard, tp.R, int64(n)); err != nil {
+			return
+		}
+		body := strconv.Itoa(n)
+		fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+	}
+}
