@@ -1,10 +1,12 @@
 package proxy
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptrace"
 	"net/textproto"
@@ -205,6 +207,52 @@ func TestOneContentLength(t *testing.T) {
 				hr.result(t)
 				if res.StatusCode != http.StatusOK || string(b) != strconv.Itoa(len(body)) {
 					t.Errorf("PUT %q: %d %q, want 200 %q", body, res.StatusCode, b, strconv.Itoa(len(body)))
+				}
+			}
+		})
+	}
+}
+
+// TestTargetSendsMoreThanItFramed: bytes after a response's framed end
+// (a body longer than its Content-Length) are not read as the next
+// response; the connection is dropped as net/http's Transport drops it.
+func TestTargetSendsMoreThanItFramed(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					if _, err := http.ReadRequest(br); err != nil {
+						return
+					}
+					io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOKgarbage after the body")
+				}
+			}()
+		}
+	}()
+	for _, kind := range []string{"h1", "h2c"} {
+		t.Run(kind, func(t *testing.T) {
+			hr := newFront(t, []string{ln.Addr().String()}, kind, harnessOptions{})
+			for i := range 3 {
+				res, err := frontClient(t, hr, kind).Get(hr.front.URL)
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, _ := io.ReadAll(res.Body)
+				res.Body.Close()
+				hr.result(t)
+				if res.StatusCode != http.StatusOK || string(b) != "OK" {
+					t.Fatalf("request %d: %d %q", i, res.StatusCode, b)
 				}
 			}
 		})

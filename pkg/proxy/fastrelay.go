@@ -128,6 +128,13 @@ func (f *Fast) done(req *FastRequest, res *h1.Response, uc *h1Conn, t *upstream.
 		f.h.obs.UpstreamError(f.h.pool.Name, t.Address, KindBody)
 	case res.Close || (!bodyless && res.ContentLength < 0 && !res.Chunked):
 		uc.c.Close()
+	case uc.br.Buffered() > 0:
+		// The target sent more than the response it framed (a body
+		// longer than its Content-Length, a body after a 304): read
+		// as the next response, it would be garbage. net/http's
+		// Transport drops such a connection too ("Unsolicited
+		// response received on idle HTTP channel").
+		uc.c.Close()
 	default:
 		f.conns.put(uc, f.now())
 	}
