@@ -2,7 +2,7 @@
 # make conformance: runs the public HTTP caching suite (npm http-cache-tests)
 # against handoff's cache and against nginx, Varnish and HAProxy, prints the
 # table, and fails if handoff regressed against baseline.json.
-# Env: HANDOFF_PROXY_CMD (default: the handoff binary with a config caching
+# Env: CONFORMANCE_PROXY_CMD (default: the handoff binary with a config caching
 # every route, listening on $PORT); CONFORMANCE_STANDIN=1 adds the
 # cmd/cacheproxy stand-in (pkg/cache over a bare httputil.ReverseProxy).
 set -u
@@ -31,7 +31,7 @@ score(){ # name port
 field(){ node -p "JSON.parse(require('fs').readFileSync('$T/$1.score')).$2"; }
 
 # handoff: the real binary with a config that caches every route
-# (HANDOFF_PROXY_CMD overrides; $PORT is the port to listen on).
+# (CONFORMANCE_PROXY_CMD overrides; $PORT is the port to listen on).
 P=$(free_port)
 (cd "$ROOT" && CGO_ENABLED=0 go build -o "$T/handoff" ./cmd/handoff) || exit 1
 cat >"$T/handoff.yaml" <<'CFG'
@@ -43,7 +43,8 @@ upstreams: {origin: {targets: [{address: "127.0.0.1:8000"}]}}
 routes: [{match: {}, upstream: origin, cache: {enabled: true}}]
 CFG
 sed -i "s|\${PORT}|$P|" "$T/handoff.yaml"
-CMD=${HANDOFF_PROXY_CMD:-"$T/handoff -c $T/handoff.yaml"}
+# Not HANDOFF_*: handoff reads those as config keys and refuses unknown ones.
+CMD=${CONFORMANCE_PROXY_CMD:-"$T/handoff -c $T/handoff.yaml"}
 # exec: the recorded pid is handoff itself, so cleanup stops it (a
 # subshell's pid would leave handoff running after the script).
 (export PORT=$P; eval "exec $CMD") >"$T/handoff.log" 2>&1 & PIDS+=($!)
