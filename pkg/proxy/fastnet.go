@@ -195,7 +195,7 @@ func (f *Fast) relayNet(req *FastRequest, res *h1.Response, uc *h1Conn, t *upstr
 		}
 	}
 	f.done(req, res, uc, t, &out, bodyless, upErr, cliErr)
-	req.abort = upErr != nil
+	req.abort = upErr != nil && !req.Info.ClientGone
 	return out
 }
 

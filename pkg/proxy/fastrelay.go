@@ -109,12 +109,10 @@ func (f *Fast) relay(req *FastRequest, res *h1.Response, uc *h1Conn, t *upstream
 // open; failures are counted against whoever caused them.
 func (f *Fast) done(req *FastRequest, res *h1.Response, uc *h1Conn, t *upstream.Target, out *FastResult, bodyless bool, upErr, cliErr error) {
 	if req.unwatch() && cliErr == nil {
-		// The client went away: its cancellation interrupted the read
-		// from the target, or the connection is left as it was.
-		cliErr, upErr = context.Canceled, nil
-		if out.Status != StatusClientClosedRequest && res.ContentLength < 0 {
-			res.Close = true
-		}
+		// The client went away: its cancellation may have interrupted
+		// the read from the target, which is not the target's fault;
+		// the connection is closed below either way.
+		cliErr = context.Canceled
 	}
 	switch {
 	case cliErr != nil:
