@@ -1,6 +1,7 @@
 // Package handofftest holds the test helpers every package of handoff
 // shares, as net/http/httptest does for net/http: a logger that writes to
-// the test's log, and a throw-away certificate authority for TLS tests.
+// the test's log, a throw-away certificate authority for TLS tests, and
+// raw TCP servers on port 0 (strict.go).
 //
 // It is imported only by tests. It must not know about any handoff
 // package: those import it, not the other way round.

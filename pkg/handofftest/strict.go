@@ -16,7 +16,13 @@ import (
 // server folds identical values and would not notice); to anything else
 // 200 with the number of body bytes it read as the body. It returns the
 // address; the listener closes with the test.
-func StrictBackend(t testing.TB) string {
+func StrictBackend(t testing.TB) string { return TCPServer(t, serveStrict) }
+
+// TCPServer listens on a loopback port chosen by the kernel and runs
+// serve on its own goroutine for every connection, closing the connection
+// when serve returns. It returns the address; the listener closes with
+// the test.
+func TCPServer(t testing.TB, serve func(net.Conn)) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -29,14 +35,16 @@ func StrictBackend(t testing.TB) string {
 			if err != nil {
 				return
 			}
-			go serveStrict(c)
+			go func() {
+				defer c.Close()
+				serve(c)
+			}()
 		}
 	}()
 	return ln.Addr().String()
 }
 
 func serveStrict(c net.Conn) {
-	defer c.Close()
 	tp := textproto.NewReader(bufio.NewReader(c))
 	for {
 		if _, err := tp.ReadLine(); err != nil {

@@ -217,32 +217,18 @@ func TestOneContentLength(t *testing.T) {
 // (a body longer than its Content-Length) are not read as the next
 // response; the connection is dropped as net/http's Transport drops it.
 func TestTargetSendsMoreThanItFramed(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
+	addr := handofftest.TCPServer(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
 		for {
-			c, err := ln.Accept()
-			if err != nil {
+			if _, err := http.ReadRequest(br); err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					if _, err := http.ReadRequest(br); err != nil {
-						return
-					}
-					io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOKgarbage after the body")
-				}
-			}()
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOKgarbage after the body")
 		}
-	}()
+	})
 	for _, kind := range []string{"h1", "h2c"} {
 		t.Run(kind, func(t *testing.T) {
-			hr := newFront(t, []string{ln.Addr().String()}, kind, harnessOptions{})
+			hr := newFront(t, []string{addr}, kind, harnessOptions{})
 			for i := range 3 {
 				res, err := frontClient(t, hr, kind).Get(hr.front.URL)
 				if err != nil {

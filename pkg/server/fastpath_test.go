@@ -244,29 +244,14 @@ func TestFastPathRetriesAndStaleConnections(t *testing.T) {
 	dead.Close()
 	// closer answers one request per connection and closes it without
 	// saying so: the pooled connection is stale for the next request.
-	closer, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer closer.Close()
-	go func() {
-		for {
-			c, err := closer.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				if _, err := http.ReadRequest(br); err != nil {
-					return
-				}
-				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-				time.Sleep(20 * time.Millisecond)
-			}()
+	closer := handofftest.TCPServer(t, func(c net.Conn) {
+		if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
+			return
 		}
-	}()
-	cfg := baseConfig([]config.Listener{{Name: "http", Protocol: config.ProtocolHTTP}}, deadAddr, closer.Addr().String())
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		time.Sleep(20 * time.Millisecond)
+	})
+	cfg := baseConfig([]config.Listener{{Name: "http", Protocol: config.ProtocolHTTP}}, deadAddr, closer)
 	r := serve(t, cfg, nil)
 	client := &http.Client{Transport: &http.Transport{}}
 	defer client.CloseIdleConnections()
