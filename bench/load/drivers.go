@@ -89,13 +89,7 @@ func RunWS(ctx context.Context, o WSOptions) (Result, error) {
 		})
 	}
 	wg.Wait()
-	var all []time.Duration
-	for _, l := range lat {
-		all = append(all, l...)
-	}
-	r := Result{Unit: UnitMessages, Elapsed: o.Duration, Ops: float64(len(all)), Errors: errs.Load()}
-	r.Rate = r.Ops / o.Duration.Seconds()
-	r.P50, r.P99 = percentiles(all)
+	r := summarize(UnitMessages, o.Duration, lat, errs.Load())
 	if r.Ops == 0 {
 		return r, fmt.Errorf("websocket: no round trip completed (%d errors)", r.Errors)
 	}

@@ -72,13 +72,7 @@ func RunH3(ctx context.Context, o H3Options) (Result, error) {
 		}
 	}
 	wg.Wait()
-	var all []time.Duration
-	for _, l := range lat {
-		all = append(all, l...)
-	}
-	r := Result{Unit: UnitRequests, Elapsed: o.Duration, Ops: float64(len(all)), Errors: errs.Load()}
-	r.Rate = r.Ops / o.Duration.Seconds()
-	r.P50, r.P99 = percentiles(all)
+	r := summarize(UnitRequests, o.Duration, lat, errs.Load())
 	if r.Ops == 0 {
 		return r, fmt.Errorf("h3: no request completed (%d errors, first: %v)", r.Errors, firstErr.Load())
 	}

@@ -102,13 +102,7 @@ loop:
 		<-drained
 	}
 	drain.Stop()
-	var all []time.Duration
-	for _, l := range lat {
-		all = append(all, l...)
-	}
-	r := Result{Unit: UnitRequests, Elapsed: o.Duration, Ops: float64(len(all)), Errors: errs.Load()}
-	r.Rate = r.Ops / o.Duration.Seconds()
-	r.P50, r.P99 = percentiles(all)
+	r := summarize(UnitRequests, o.Duration, lat, errs.Load())
 	if r.Ops == 0 {
 		return r, fmt.Errorf("rate: no request completed (%d errors)", r.Errors)
 	}

@@ -43,6 +43,19 @@ type Result struct {
 	Errors int64 `json:"errors"`
 }
 
+// summarize is the Result of a driver that kept per-worker latency lists
+// over a window of d: one operation per latency, errs errors.
+func summarize(unit string, d time.Duration, lat [][]time.Duration, errs int64) Result {
+	var all []time.Duration
+	for _, l := range lat {
+		all = append(all, l...)
+	}
+	r := Result{Unit: unit, Elapsed: d, Ops: float64(len(all)), Errors: errs}
+	r.Rate = r.Ops / d.Seconds()
+	r.P50, r.P99 = percentiles(all)
+	return r
+}
+
 // percentiles returns the p50 and p99 of ds, sorting ds in place. The
 // nearest-rank method: the smallest value with at least p% at or below it.
 func percentiles(ds []time.Duration) (p50, p99 time.Duration) {
