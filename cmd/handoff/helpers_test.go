@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -318,3 +319,32 @@ func expectNotify(t *testing.T, ch <-chan string, want string, d time.Duration) 
 }
 
 func execCommand(path string, args ...string) *exec.Cmd { return exec.Command(path, args...) }
+
+// loadCount counts the requests a load loop sent and those that failed
+// (an error or a status other than 200), keeping the first failure.
+type loadCount struct {
+	sent, failed atomic.Int64
+	firstErr     atomic.Value
+}
+
+// getUntil sends GETs to url with c, one after the other, until ctx ends.
+func (l *loadCount) getUntil(ctx context.Context, c *http.Client, url string) {
+	for ctx.Err() == nil {
+		l.sent.Add(1)
+		resp, err := c.Get(url)
+		if err != nil {
+			l.fail(err.Error())
+			continue
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			l.fail(resp.Status)
+		}
+	}
+}
+
+func (l *loadCount) fail(what string) {
+	l.failed.Add(1)
+	l.firstErr.CompareAndSwap(nil, what)
+}

@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -121,42 +120,25 @@ func TestHTTP3Upgrade(t *testing.T) {
 	url := "https://" + addrs["https"] + "/"
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var sent, failed atomic.Int64
-	var firstErr atomic.Value
+	var load loadCount
 	var wg sync.WaitGroup
 	for range 3 {
 		h3, _ := h3Clients(t, ca)
-		wg.Go(func() {
-			for ctx.Err() == nil {
-				sent.Add(1)
-				resp, err := h3.Get(url)
-				if err != nil {
-					failed.Add(1)
-					firstErr.CompareAndSwap(nil, err.Error())
-					continue
-				}
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != 200 {
-					failed.Add(1)
-					firstErr.CompareAndSwap(nil, resp.Status)
-				}
-			}
-		})
+		wg.Go(func() { load.getUntil(ctx, h3, url) })
 	}
 	time.Sleep(300 * time.Millisecond)
 	p.signal(syscall.SIGUSR2)
 	if code := p.wait(20 * time.Second); code != 0 {
 		t.Errorf("old process exit code %d", code)
 	}
-	before := sent.Load()
+	before := load.sent.Load()
 	time.Sleep(500 * time.Millisecond) // load against the new process alone
 	cancel()
 	wg.Wait()
 	t.Logf("sent %d HTTP/3 requests across an upgrade (%d after the old process exited), failed %d",
-		sent.Load(), sent.Load()-before, failed.Load())
-	if failed.Load() != 0 || sent.Load()-before < 10 {
-		t.Errorf("sent %d (%d after), failed %d (first error: %v)", sent.Load(), sent.Load()-before, failed.Load(), firstErr.Load())
+		load.sent.Load(), load.sent.Load()-before, load.failed.Load())
+	if load.failed.Load() != 0 || load.sent.Load()-before < 10 {
+		t.Errorf("sent %d (%d after), failed %d (first error: %v)", load.sent.Load(), load.sent.Load()-before, load.failed.Load(), load.firstErr.Load())
 	}
 	killNewProcess(t, p)
 }

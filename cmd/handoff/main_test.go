@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -286,31 +285,15 @@ log: {access: false}
 	addr := addrs["http"]
 
 	ctx, cancel := context.WithCancel(context.Background())
-	var sent, failed atomic.Int64
+	var load loadCount
 	var wg sync.WaitGroup
-	var firstErr atomic.Value
 	for i := range 8 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			tr := &http.Transport{DisableKeepAlives: i%2 == 0} // mix keep-alive and new connections
 			defer tr.CloseIdleConnections()
-			c := &http.Client{Transport: tr, Timeout: 10 * time.Second}
-			for ctx.Err() == nil {
-				sent.Add(1)
-				resp, err := c.Get("http://" + addr + "/")
-				if err != nil {
-					failed.Add(1)
-					firstErr.CompareAndSwap(nil, err.Error())
-					continue
-				}
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != 200 {
-					failed.Add(1)
-					firstErr.CompareAndSwap(nil, resp.Status)
-				}
-			}
+			load.getUntil(ctx, &http.Client{Transport: tr, Timeout: 10 * time.Second}, "http://"+addr+"/")
 		}()
 	}
 	c := &http.Client{}
@@ -337,10 +320,10 @@ log: {access: false}
 	}
 	cancel()
 	wg.Wait()
-	if failed.Load() != 0 || sent.Load() < 100 {
-		t.Errorf("sent %d, failed %d (first error: %v)", sent.Load(), failed.Load(), firstErr.Load())
+	if load.failed.Load() != 0 || load.sent.Load() < 100 {
+		t.Errorf("sent %d, failed %d (first error: %v)", load.sent.Load(), load.failed.Load(), load.firstErr.Load())
 	}
-	t.Logf("sent %d requests across 11 reloads, failed %d", sent.Load(), failed.Load())
+	t.Logf("sent %d requests across 11 reloads, failed %d", load.sent.Load(), load.failed.Load())
 }
 
 // TestGracefulShutdown: SIGTERM lets a slow in-flight request finish,

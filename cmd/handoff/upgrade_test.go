@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -58,8 +57,7 @@ func TestUpgradeUnderLoad(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var sent, failed atomic.Int64
-	var firstErr atomic.Value
+	var load loadCount
 	var wg sync.WaitGroup
 	for i := range 6 {
 		wg.Add(1)
@@ -67,21 +65,7 @@ func TestUpgradeUnderLoad(t *testing.T) {
 			defer wg.Done()
 			tr := &http.Transport{DisableKeepAlives: i%2 == 0}
 			defer tr.CloseIdleConnections()
-			c := &http.Client{Transport: tr, Timeout: 10 * time.Second}
-			for ctx.Err() == nil {
-				sent.Add(1)
-				resp, err := c.Get("http://" + addrs["http"] + "/")
-				if err != nil {
-					failed.Add(1)
-					firstErr.CompareAndSwap(nil, err.Error())
-					continue
-				}
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != 200 {
-					failed.Add(1)
-				}
-			}
+			load.getUntil(ctx, &http.Client{Transport: tr, Timeout: 10 * time.Second}, "http://"+addrs["http"]+"/")
 		}()
 	}
 	time.Sleep(300 * time.Millisecond)
@@ -132,10 +116,10 @@ func TestUpgradeUnderLoad(t *testing.T) {
 	time.Sleep(500 * time.Millisecond) // load against the new process alone
 	cancel()
 	wg.Wait()
-	if failed.Load() != 0 || sent.Load() < 50 {
-		t.Errorf("sent %d, failed %d (first error: %v)", sent.Load(), failed.Load(), firstErr.Load())
+	if load.failed.Load() != 0 || load.sent.Load() < 50 {
+		t.Errorf("sent %d, failed %d (first error: %v)", load.sent.Load(), load.failed.Load(), load.firstErr.Load())
 	}
-	t.Logf("sent %d requests across a failed and a successful upgrade, failed %d", sent.Load(), failed.Load())
+	t.Logf("sent %d requests across a failed and a successful upgrade, failed %d", load.sent.Load(), load.failed.Load())
 
 	// The new process serves and stops cleanly.
 	if code, body, _ := get(t, &http.Client{}, "http://"+addrs["http"]+"/"); code != 200 || body != "one" {
