@@ -32,15 +32,7 @@ func serveOn(t *testing.T, cfg *config.Config, lns map[string]net.Listener, load
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
+	runServer(t, srv)
 	return srv
 }
 

@@ -408,3 +408,18 @@ func TestReloadOrUpgrade(t *testing.T) {
 		})
 	}
 }
+
+// runServer runs srv until the test ends, and reports an error Run
+// returns then.
+func runServer(t *testing.T, srv *Server) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+}
