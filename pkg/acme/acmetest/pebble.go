@@ -9,6 +9,8 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -77,6 +79,27 @@ func Start(t testing.TB, o Options) *Pebble {
 	if o.TLSPort == 0 {
 		o.TLSPort = 5001
 	}
+	// freeAddr's ports are free only until someone else binds them:
+	// another test process can take one between our close and pebble's
+	// bind. Pebble then exits with "address already in use"; try again
+	// with fresh ports.
+	for attempt := 1; ; attempt++ {
+		p, err := launch(t, bin, o, dir, leaf, caFile, caPEM)
+		if err == nil {
+			return p
+		}
+		if attempt == 5 || !errors.Is(err, errPortTaken) {
+			t.Fatal(err)
+		}
+		t.Logf("pebble attempt %d: %v", attempt, err)
+	}
+}
+
+var errPortTaken = errors.New("a port was taken before pebble bound it")
+
+// launch starts one pebble on fresh loopback ports and waits until its
+// directory answers.
+func launch(t testing.TB, bin string, o Options, dir string, leaf handofftest.Leaf, caFile string, caPEM []byte) (*Pebble, error) {
 	listen, mgmt := freeAddr(t), freeAddr(t)
 	cfg := map[string]any{"pebble": map[string]any{
 		"listenAddress": listen, "managementListenAddress": mgmt,
@@ -89,7 +112,7 @@ func Start(t testing.TB, o Options) *Pebble {
 	b, _ := json.Marshal(cfg)
 	cfgFile := filepath.Join(dir, "pebble.json")
 	if err := os.WriteFile(cfgFile, b, 0o600); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	args := []string{"-config", cfgFile}
 	if o.Resolve127 {
@@ -103,17 +126,14 @@ func Start(t testing.TB, o Options) *Pebble {
 	logs := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("start pebble: %v", err)
+		return nil, fmt.Errorf("start pebble: %w", err)
 	}
 	done := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
+	stop := func() {
 		_ = cmd.Process.Kill()
 		<-done
-		if t.Failed() {
-			t.Logf("pebble log:\n%s", logs.String())
-		}
-	})
+	}
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(caPEM)
 	p := &Pebble{Directory: "https://" + listen + "/dir", DirectoryCAPEM: caPEM, DirectoryCAFile: caFile, mgmt: mgmt, logs: logs,
@@ -123,13 +143,29 @@ func Start(t testing.TB, o Options) *Pebble {
 		resp, err := p.client.Get(p.Directory)
 		if err == nil {
 			resp.Body.Close()
-			return p
+			break
+		}
+		select {
+		case <-done:
+			if strings.Contains(logs.String(), "address already in use") {
+				return nil, fmt.Errorf("%w: %s", errPortTaken, logs.String())
+			}
+			return nil, fmt.Errorf("pebble exited: %v\n%s", err, logs.String())
+		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("pebble not answering: %v\n%s", err, logs.String())
+			stop()
+			return nil, fmt.Errorf("pebble not answering: %v\n%s", err, logs.String())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	t.Cleanup(func() {
+		stop()
+		if t.Failed() {
+			t.Logf("pebble log:\n%s", logs.String())
+		}
+	})
+	return p, nil
 }
 
 // Roots returns the pool of pebble's issuing root, to verify the
