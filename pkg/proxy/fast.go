@@ -17,6 +17,7 @@ import (
 	"github.com/handoff-proxy/handoff/pkg/balance"
 	"github.com/handoff-proxy/handoff/pkg/h1"
 	"github.com/handoff-proxy/handoff/pkg/health"
+	"github.com/handoff-proxy/handoff/pkg/rawsock"
 	"github.com/handoff-proxy/handoff/pkg/reqinfo"
 	"github.com/handoff-proxy/handoff/pkg/upstream"
 )
@@ -353,7 +354,23 @@ func (f *Fast) exchange(req *FastRequest, uc *h1Conn, head []byte) (*h1.Response
 	if req.Head.ContentLength > 0 {
 		bodyLeft = req.Head.ContentLength - int64(len(req.Buffered))
 	}
-	if err := writeHead(uc.c, head, req.Buffered); err != nil {
+	if bodyLeft == 0 && len(req.Buffered) == 0 && uc.br.Buffered() == 0 {
+		// The common case, a request without a body: written, and the
+		// response waited for, without a read(2) that cannot succeed yet.
+		if f.respTimeout > 0 {
+			_ = uc.c.SetReadDeadline(f.now().Add(f.respTimeout))
+		}
+		if req.gone() {
+			a.err = context.Canceled
+			return nil, a
+		}
+		if err := uc.s.WriteWait(head); err != nil {
+			a.err, a.unwritten = err, true
+			return nil, a
+		}
+		return f.readResponse(req, uc, a)
+	}
+	if err := writeHead(uc.s, head, req.Buffered); err != nil {
 		a.err, a.unwritten = err, true
 		return nil, a
 	}
@@ -377,6 +394,12 @@ func (f *Fast) exchange(req *FastRequest, uc *h1Conn, head []byte) (*h1.Response
 		a.err = context.Canceled
 		return nil, a
 	}
+	return f.readResponse(req, uc, a)
+}
+
+// readResponse reads the response head of an exchange whose request was
+// written, and ends the response timeout.
+func (f *Fast) readResponse(req *FastRequest, uc *h1Conn, a fastAttempt) (*h1.Response, fastAttempt) {
 	res, err := readResponseHead(uc.br, req, func(b []byte) error {
 		if req.rw != nil {
 			informNet(req.rw, &req.Resp, b)
@@ -399,13 +422,13 @@ func (f *Fast) exchange(req *FastRequest, uc *h1Conn, head []byte) (*h1.Response
 }
 
 // writeHead writes the head and the buffered body in one write.
-func writeHead(c net.Conn, head, body []byte) error {
+func writeHead(c *rawsock.Conn, head, body []byte) error {
+	var err error
 	if len(body) == 0 {
-		_, err := c.Write(head)
-		return err
+		_, err = c.Write(head)
+	} else {
+		_, err = c.Writev(head, body)
 	}
-	bufs := net.Buffers{head, body}
-	_, err := bufs.WriteTo(c)
 	return err
 }
 

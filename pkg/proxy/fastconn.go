@@ -7,6 +7,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/handoff-proxy/handoff/pkg/rawsock"
 )
 
 // h1Conns keeps the idle HTTP/1.1 keep-alive connections of the fast path
@@ -27,6 +29,7 @@ type h1Conns struct {
 type h1Conn struct {
 	c     net.Conn
 	br    *bufio.Reader
+	s     *rawsock.Conn // c's reads and writes (package rawsock)
 	addr  string
 	since time.Time // idle since
 }
@@ -81,7 +84,8 @@ func (p *h1Conns) dial(addr string) (*h1Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &h1Conn{c: c, br: bufio.NewReaderSize(c, upstreamReadBuffer), addr: addr}, nil
+	s := rawsock.New(c)
+	return &h1Conn{c: c, s: s, br: bufio.NewReaderSize(s, upstreamReadBuffer), addr: addr}, nil
 }
 
 // put returns c to the idle pool, or closes it when the pool is full or

@@ -240,6 +240,12 @@ func appendStatus(b []byte, code int, reason []byte) []byte {
 // write(2); more go beside it in a writev(2).
 const smallBody = 4 << 10
 
+// vectorWriter writes two buffers in one writev(2) (a *rawsock.Conn:
+// net.Buffers only does that for the net package's own connections).
+type vectorWriter interface {
+	Writev(a, b []byte) (int, error)
+}
+
 // copyLength writes head and then n body bytes from uc to w: what is
 // buffered in one write with the head, the rest straight from the socket.
 func copyLength(w io.Writer, uc *h1Conn, head []byte, n int64, buffers *sync.Pool, iov *net.Buffers) (written int64, buf []byte, upErr, cliErr error) {
@@ -253,8 +259,12 @@ func copyLength(w io.Writer, uc *h1Conn, head []byte, n int64, buffers *sync.Poo
 		// Head and buffered body in one writev(2), without copying the
 		// body into the head's buffer.
 		p, _ := uc.br.Peek(int(k))
-		*iov = append((*iov)[:0], head, p)
-		_, err = iov.WriteTo(w)
+		if vw, ok := w.(vectorWriter); ok {
+			_, err = vw.Writev(head, p)
+		} else {
+			*iov = append((*iov)[:0], head, p)
+			_, err = iov.WriteTo(w)
+		}
 		_, _ = uc.br.Discard(int(k))
 	case k > 0:
 		p, _ := uc.br.Peek(int(k))
@@ -276,7 +286,7 @@ func copyLength(w io.Writer, uc *h1Conn, head []byte, n int64, buffers *sync.Poo
 		defer buffers.Put(bp)
 		buf := *bp
 		for left > 0 {
-			r, rerr := uc.c.Read(buf[:min(int64(len(buf)), left)])
+			r, rerr := uc.s.Read(buf[:min(int64(len(buf)), left)])
 			if r > 0 {
 				if _, werr := w.Write(buf[:r]); werr != nil {
 					return written, head, nil, werr

@@ -18,6 +18,7 @@ import (
 	"github.com/handoff-proxy/handoff/pkg/coalesce"
 	"github.com/handoff-proxy/handoff/pkg/h1"
 	"github.com/handoff-proxy/handoff/pkg/proxy"
+	"github.com/handoff-proxy/handoff/pkg/rawsock"
 	"github.com/handoff-proxy/handoff/pkg/reqinfo"
 )
 
@@ -139,8 +140,9 @@ func (s *fastServer) Close() error {
 
 // fastConn is one client connection served by the fast path.
 type fastConn struct {
-	c    net.Conn // as accepted (tracked, capped): Close unregisters it
-	raw  net.Conn // underneath, for reads and writes (splice)
+	c    net.Conn      // as accepted (tracked, capped): Close unregisters it
+	raw  net.Conn      // underneath
+	s    *rawsock.Conn // raw's reads and writes while serving (package rawsock)
 	peer netip.Addr
 	idle atomic.Bool // waiting for a next request
 	req  proxy.FastRequest
@@ -155,6 +157,7 @@ func (s *fastServer) serveConn(c net.Conn) {
 	if tc, ok := trackedOf(c); ok {
 		fc.raw = tc.Conn
 	}
+	fc.s = rawsock.New(fc.raw)
 	fc.peer = clientip.Peer(c.RemoteAddr().String())
 	s.mu.Lock()
 	s.conns[fc] = struct{}{}
@@ -303,7 +306,7 @@ func (s *fastServer) readHead(fc *fastConn, buf []byte, first bool) ([]byte, int
 		if len(buf) == cap(buf) {
 			buf = grow(buf, s.lim.MaxHeadBytes+1)
 		}
-		n, err := fc.raw.Read(buf[len(buf):cap(buf)])
+		n, err := fc.s.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]
 		if err != nil && n == 0 {
 			return buf, headDone
@@ -326,7 +329,7 @@ func (s *fastServer) waitRequest(fc *fastConn, buf []byte, wait time.Duration, k
 		hold = idleHold
 	}
 	_ = fc.raw.SetReadDeadline(time.Now().Add(hold))
-	n, err := fc.raw.Read(buf[:cap(buf)])
+	n, err := fc.s.Read(buf[:cap(buf)])
 	switch {
 	case n > 0:
 		return n, headRead
@@ -434,7 +437,7 @@ func (s *fastServer) serveRequest(fc *fastConn, buf []byte) ([]byte, bool, bool)
 	h := &fc.head
 	fc.info = reqinfo.Info{Route: rt.Name, Upstream: rt.Upstream}
 	req := &fc.req
-	req.Buf, req.Head, req.Peer, req.Client, req.Info = buf, h, fc.peer, fc.raw, &fc.info
+	req.Buf, req.Head, req.Peer, req.Client, req.Info = buf, h, fc.peer, fc.s, &fc.info
 	req.KeepAlive = !h.Close && !s.quiesced.Load()
 	req.Body, req.Buffered = nil, nil
 	end := h.Len // where the next request starts
@@ -445,7 +448,7 @@ func (s *fastServer) serveRequest(fc *fastConn, buf []byte) ([]byte, bool, bool)
 			end += int(cl)
 		} else {
 			req.Buffered = buf[h.Len:]
-			fc.body = bodyReader{c: fc.raw, idle: s.bodyIdle}
+			fc.body = bodyReader{c: fc.s, idle: s.bodyIdle}
 			req.Body = &fc.body
 			end = len(buf)
 		}
