@@ -395,6 +395,9 @@ type UpstreamTimeouts struct {
 	TLSHandshake time.Duration `koanf:"tls_handshake" json:"tls_handshake" yaml:"tls_handshake"`
 	// ResponseHeader bounds the wait for response headers after the
 	// request was written (nginx proxy_read_timeout). Zero means 60s.
+	// On the fast path it may run over by up to an eighth of itself
+	// (1 s at most): a busy connection's timer is moved about once a
+	// second, not twice per request.
 	ResponseHeader time.Duration `koanf:"response_header" json:"response_header" yaml:"response_header"`
 	// IdleConn is how long an idle keep-alive connection to a target is
 	// kept. Zero means 90s.

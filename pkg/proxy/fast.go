@@ -43,6 +43,12 @@ type FastRequest struct {
 	// KeepAlive reports whether the client's connection may stay open
 	// after the response.
 	KeepAlive bool
+	// Defer asks that a keep-alive response whole in one buffer (no
+	// body, or a small one the target sent with its head) be left
+	// unwritten in FastResult.Pending, for the caller to write and then
+	// wait for the next request (package rawsock's WriteWait). It is
+	// accounted as written.
+	Defer bool
 	// Info receives route, target, retries and request id; not nil.
 	Info *reqinfo.Info
 	// Scratch is a buffer the forwarder may grow and keep (returned in
@@ -87,6 +93,8 @@ type FastResult struct {
 	// next request: the response was framed and written whole.
 	Reusable bool
 	Scratch  []byte
+	// Pending is the response left for the caller to write (Defer).
+	Pending []byte
 }
 
 // Fast forwards HTTP/1.1 requests of a Handler without net/http: the
@@ -154,7 +162,8 @@ type fastAttempt struct {
 func (f *Fast) Serve(req *FastRequest) FastResult {
 	h := f.h
 	ex := &req.ex
-	*ex = exchange{info: req.Info}
+	// One clock read serves the request: pooling, timeouts, Date.
+	*ex = exchange{info: req.Info, now: f.now()}
 	ex.tried = ex.triedA[:0]
 	ex.id = requestIDOf(req)
 	if req.rw != nil {
@@ -187,6 +196,7 @@ func (f *Fast) Serve(req *FastRequest) FastResult {
 		if attempt > 0 {
 			h.obs.Retry(h.pool.Name)
 			req.Info.Retries++
+			ex.now = f.now() // the failed attempt took its time
 		}
 		if same == 0 {
 			ex.tried = append(ex.tried, t)
@@ -308,7 +318,7 @@ func fastIdempotent(req *FastRequest) bool {
 // one once, when the request can be sent again.
 func (f *Fast) send(req *FastRequest, t *upstream.Target, head []byte) (*h1.Response, *h1Conn, fastAttempt) {
 	addr := t.URL.Host
-	uc := f.conns.get(addr, f.now())
+	uc := f.conns.get(addr, req.ex.now)
 	for {
 		reused := uc != nil
 		if !reused {
@@ -331,6 +341,7 @@ func (f *Fast) send(req *FastRequest, t *upstream.Target, head []byte) (*h1.Resp
 		// automatically, or one of which nothing was written.
 		if reused && !a.sentBody && a.stale() && (a.unwritten || fastIdempotent(req)) {
 			uc = nil
+			req.ex.now = f.now()
 			continue
 		}
 		return nil, nil, a
@@ -358,13 +369,13 @@ func (f *Fast) exchange(req *FastRequest, uc *h1Conn, head []byte) (*h1.Response
 		// The common case, a request without a body: written, and the
 		// response waited for, without a read(2) that cannot succeed yet.
 		if f.respTimeout > 0 {
-			_ = uc.c.SetReadDeadline(f.now().Add(f.respTimeout))
+			uc.armResponse(req.ex.now, f.respTimeout)
 		}
 		if req.gone() {
 			a.err = context.Canceled
 			return nil, a
 		}
-		if err := uc.s.WriteWait(head); err != nil {
+		if err := uc.s.WriteWait(head, nil); err != nil {
 			a.err, a.unwritten = err, true
 			return nil, a
 		}
@@ -386,7 +397,8 @@ func (f *Fast) exchange(req *FastRequest, uc *h1Conn, head []byte) (*h1.Response
 		}
 	}
 	if f.respTimeout > 0 {
-		_ = uc.c.SetReadDeadline(f.now().Add(f.respTimeout))
+		// From now: the body may have taken its time.
+		uc.armResponse(f.now(), f.respTimeout)
 	}
 	if req.gone() {
 		// The deadline just set may have replaced the one the client's
@@ -408,9 +420,6 @@ func (f *Fast) readResponse(req *FastRequest, uc *h1Conn, a fastAttempt) (*h1.Re
 		_, err := req.Client.Write(b)
 		return err
 	})
-	if f.respTimeout > 0 {
-		_ = uc.c.SetReadDeadline(time.Time{})
-	}
 	if err == nil && req.gone() {
 		err = context.Canceled // as above; the body is not read
 	}

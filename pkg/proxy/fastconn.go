@@ -32,6 +32,34 @@ type h1Conn struct {
 	s     *rawsock.Conn // c's reads and writes (package rawsock)
 	addr  string
 	since time.Time // idle since
+	// armed is the read deadline set for the response header timeout,
+	// zero when none is set.
+	armed time.Time
+}
+
+// armResponse makes sure that a response head is awaited for at least d
+// from now and at most d plus a slack of d/8 (1 s at most): the
+// deadline is set again only when the one left from an earlier request
+// is too close, so that a busy connection moves its timer about once a
+// second rather than twice per request (runtime timer updates showed in
+// profiles).
+func (c *h1Conn) armResponse(now time.Time, d time.Duration) {
+	want := now.Add(d)
+	if !c.armed.IsZero() && !c.armed.Before(want) {
+		return
+	}
+	c.armed = want.Add(min(d/8, time.Second))
+	_ = c.c.SetReadDeadline(c.armed)
+}
+
+// disarm clears the response header timeout before the body is read
+// from the socket (a body may take any time) or the connection is
+// probed.
+func (c *h1Conn) disarm() {
+	if !c.armed.IsZero() {
+		c.armed = time.Time{}
+		_ = c.c.SetReadDeadline(time.Time{})
+	}
 }
 
 const upstreamReadBuffer = 64 << 10
@@ -69,6 +97,9 @@ func (p *h1Conns) get(addr string, now time.Time) *h1Conn {
 			continue
 		}
 		p.mu.Unlock()
+		if idle > staleAfter {
+			c.disarm()
+		}
 		if idle > staleAfter && !alive(c.c) {
 			c.c.Close()
 			p.mu.Lock()

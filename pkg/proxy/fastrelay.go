@@ -91,10 +91,18 @@ func (f *Fast) relay(req *FastRequest, res *h1.Response, uc *h1Conn, t *upstream
 	_, _ = uc.br.Discard(res.Len)
 	out := FastResult{Status: res.Status, Reusable: keepAlive}
 	var upErr, cliErr error
-	switch mode {
-	case 0:
+	deferred := req.Defer && keepAlive && req.rw == nil
+	switch {
+	case mode == 0 && deferred:
+		out.Pending = b
+	case mode == 0:
 		_, cliErr = req.Client.Write(b)
-	case 1:
+	case mode == 1 && deferred && res.ContentLength <= smallBody && int64(uc.br.Buffered()) >= res.ContentLength:
+		p, _ := uc.br.Peek(int(res.ContentLength))
+		b = append(b, p...)
+		_, _ = uc.br.Discard(len(p))
+		out.Bytes, out.Pending = res.ContentLength, b
+	case mode == 1:
 		out.Bytes, b, upErr, cliErr = copyLength(req.Client, uc, b, res.ContentLength, &f.buffers, &req.iov)
 	default:
 		out.Bytes, upErr, cliErr = f.copyStream(req.Client, uc, b, res.Chunked, mode == 2, nil)
@@ -279,6 +287,7 @@ func copyLength(w io.Writer, uc *h1Conn, head []byte, n int64, buffers *sync.Poo
 	}
 	written = k
 	if left := n - k; left > 0 {
+		uc.disarm()
 		// A user-space copy through a pooled buffer: measured cheaper
 		// than splice(2) for bodies of some 100 KiB (a pipe per copy,
 		// two calls per chunk).
@@ -312,6 +321,7 @@ func copyLength(w io.Writer, uc *h1Conn, head []byte, n int64, buffers *sync.Poo
 // a chunked body go to the client in its last chunk, or into keep when
 // not nil.
 func (f *Fast) copyStream(w io.Writer, uc *h1Conn, out []byte, chunkedIn, chunkedOut bool, keep *[]byte) (written int64, upErr, cliErr error) {
+	uc.disarm()
 	var src io.Reader = uc.br
 	var cr h1.ChunkedReader
 	var trailers []byte

@@ -293,6 +293,7 @@ type exchange struct {
 	release func()           // ends the in-flight count of target
 	logged  bool             // the final error was already logged
 	resBody *watchedBody     // nil for upgrades and errors
+	now     time.Time        // when Fast began serving the request
 }
 
 type exchangeKey struct{}

@@ -31,7 +31,6 @@ import (
 	"net"
 	"os"
 	"syscall"
-	"unsafe"
 )
 
 // Conn wraps one connection. It allocates once, in New: Read, Write,
@@ -43,6 +42,7 @@ type Conn struct {
 
 	rd, wr                  op // the state of the read and of the write in progress
 	readFn, writeFn, waitFn func(uintptr) bool
+	before                  func() bool // WriteWait's
 	iov                     [2]syscall.Iovec
 }
 
@@ -96,14 +96,14 @@ func (s *Conn) Read(p []byte) (int, error) {
 func (s *Conn) read(fd uintptr) bool {
 	p := s.rd.p
 	for {
-		n, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+		n, e := sysRead(fd, p)
 		switch e {
 		case syscall.EINTR:
 			continue
 		case syscall.EAGAIN:
 			return false
 		case 0:
-			s.rd.n = int(n)
+			s.rd.n = n
 		default:
 			s.rd.errno = e
 		}
@@ -187,10 +187,10 @@ func (s *Conn) write(fd uintptr) bool {
 func (s *Conn) writeAll(fd uintptr) bool {
 	for s.wr.n < len(s.wr.p) {
 		q := s.wr.p[s.wr.n:]
-		n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&q[0])), uintptr(len(q)))
+		n, e := sysWrite(fd, q)
 		switch e {
 		case 0:
-			s.wr.n += int(n)
+			s.wr.n += n
 		case syscall.EINTR:
 		case syscall.EAGAIN:
 			return false
@@ -206,10 +206,10 @@ func (s *Conn) writeAll(fd uintptr) bool {
 // Writev afterwards.
 func (s *Conn) writev(fd uintptr) bool {
 	for {
-		n, _, e := syscall.RawSyscall(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&s.iov[0])), uintptr(len(s.iov)))
+		n, e := sysWritev(fd, s.iov[:])
 		switch e {
 		case 0:
-			s.wr.n = int(n)
+			s.wr.n = n
 		case syscall.EINTR:
 			continue
 		case syscall.EAGAIN:
@@ -225,15 +225,22 @@ func (s *Conn) writev(fd uintptr) bool {
 // read, or its read deadline passed, or it was closed: the next Read
 // tells which. Its error is the write's. The read deadline must be set
 // before: WriteWait waits without a bound otherwise.
-func (s *Conn) WriteWait(p []byte) error {
+//
+// When before is not nil it is called once all of p was written, just
+// before the wait (with the connection's read side held, so that a Close
+// from another goroutine ends the wait rather than hitting a reused
+// descriptor); false skips the wait.
+func (s *Conn) WriteWait(p []byte, before func() bool) error {
 	if s.rc == nil || len(p) == 0 {
 		_, err := s.Write(p)
 		return err
 	}
 	s.wr = op{p: p}
+	s.before = before
 	// An error here is the read side's (deadline, closed): the caller's
 	// next Read meets it again and reports it.
 	_ = s.rc.Read(s.waitFn)
+	s.before = nil
 	if s.wr.wait {
 		s.wr = op{}
 		return nil
@@ -255,7 +262,7 @@ func (s *Conn) writeThenWait(fd uintptr) bool {
 		return true
 	}
 	s.wr.wait = true
-	return false
+	return s.before != nil && !s.before()
 }
 
 func (s *Conn) opError(call string, errno syscall.Errno) error {

@@ -169,7 +169,7 @@ func TestWriteWait(t *testing.T) {
 		_, _ = peer.Write([]byte("answer to " + string(b)))
 	}()
 	start := time.Now()
-	if err := c.WriteWait([]byte("hello")); err != nil {
+	if err := c.WriteWait([]byte("hello"), nil); err != nil {
 		t.Fatal(err)
 	}
 	if waited := time.Since(start); waited < 25*time.Millisecond {
@@ -187,7 +187,7 @@ func TestWriteWait(t *testing.T) {
 func TestWriteWaitDeadline(t *testing.T) {
 	c, peer := pair(t)
 	_ = c.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
-	if err := c.WriteWait([]byte("unanswered")); err != nil {
+	if err := c.WriteWait([]byte("unanswered"), nil); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := c.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {
@@ -209,7 +209,7 @@ func TestWriteWaitLarge(t *testing.T) {
 		_, _ = peer.Write([]byte("done"))
 	}()
 	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	if err := c.WriteWait(want); err != nil {
+	if err := c.WriteWait(want, nil); err != nil {
 		t.Fatal(err)
 	}
 	got := make([]byte, 4)
@@ -239,6 +239,9 @@ func TestNotASocket(t *testing.T) {
 }
 
 func TestNoAllocations(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates; make unit runs this test without it")
+	}
 	c, peer := pair(t)
 	msg, buf := []byte("request"), make([]byte, 64)
 	go func() {
@@ -255,7 +258,7 @@ func TestNoAllocations(t *testing.T) {
 	}()
 	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	allocs := testing.AllocsPerRun(200, func() {
-		if err := c.WriteWait(msg); err != nil {
+		if err := c.WriteWait(msg, nil); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := io.ReadFull(c, buf[:len(msg)]); err != nil {
@@ -270,5 +273,42 @@ func TestNoAllocations(t *testing.T) {
 	})
 	if allocs != 0 {
 		t.Fatalf("%.1f allocations per exchange, want 0", allocs)
+	}
+}
+
+// before runs once the write is done, and false skips the wait.
+func TestWriteWaitBefore(t *testing.T) {
+	c, peer := pair(t)
+	calls := 0
+	start := time.Now()
+	err := c.WriteWait([]byte("hello"), func() bool {
+		calls++
+		got := make([]byte, 5)
+		_ = peer.SetReadDeadline(time.Now().Add(time.Millisecond))
+		if _, err := io.ReadFull(peer, got); err != nil {
+			t.Errorf("the message was not all written before: %v", err)
+		}
+		return false
+	})
+	if err != nil || calls != 1 {
+		t.Fatalf("WriteWait: %v after %d calls of before", err, calls)
+	}
+	if waited := time.Since(start); waited > time.Second {
+		t.Fatalf("WriteWait waited %v although before said not to", waited)
+	}
+}
+
+// A Close from another goroutine ends the wait.
+func TestWriteWaitClosed(t *testing.T) {
+	c, _ := pair(t)
+	go func() {
+		time.Sleep(20 * time.Millisecond)
+		c.Close()
+	}()
+	if err := c.WriteWait([]byte("x"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Read(make([]byte, 1)); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("read after the wait was closed: %v; want net.ErrClosed", err)
 	}
 }

@@ -150,6 +150,12 @@ type fastConn struct {
 	info reqinfo.Info
 	body bodyReader
 	bp   *[]byte // the pooled read buffer, nil while given back
+	cur  served
+	// wait is beforeWait bound to this connection (allocated once);
+	// waited says that it ran: the connection waited for its next
+	// request, with the read deadline set.
+	wait   func() bool
+	waited bool
 }
 
 func (s *fastServer) serveConn(c net.Conn) {
@@ -158,6 +164,7 @@ func (s *fastServer) serveConn(c net.Conn) {
 		fc.raw = tc.Conn
 	}
 	fc.s = rawsock.New(fc.raw)
+	fc.wait = func() bool { return s.beforeWait(fc) }
 	fc.peer = clientip.Peer(c.RemoteAddr().String())
 	s.mu.Lock()
 	s.conns[fc] = struct{}{}
@@ -283,10 +290,10 @@ func (s *fastServer) readHead(fc *fastConn, buf []byte, first bool) ([]byte, int
 		}
 		fc.idle.Store(false)
 		buf = buf[:n]
-		_ = fc.raw.SetReadDeadline(time.Now().Add(s.readHeader))
-	} else {
-		_ = fc.raw.SetReadDeadline(time.Now().Add(s.readHeader))
 	}
+	// The read header timeout is set once a head needs more than one
+	// read: most arrive whole.
+	deadline := false
 	for {
 		if first && bytes.HasPrefix(h2Preface, buf[:min(len(buf), len(h2Preface))]) {
 			if len(buf) >= len(h2Preface) {
@@ -305,6 +312,10 @@ func (s *fastServer) readHead(fc *fastConn, buf []byte, first bool) ([]byte, int
 		}
 		if len(buf) == cap(buf) {
 			buf = grow(buf, s.lim.MaxHeadBytes+1)
+		}
+		if !deadline {
+			_ = fc.s.SetReadDeadline(time.Now().Add(s.readHeader))
+			deadline = true
 		}
 		n, err := fc.s.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]
@@ -328,7 +339,10 @@ func (s *fastServer) waitRequest(fc *fastConn, buf []byte, wait time.Duration, k
 	if keptAlive && wait > idleHold {
 		hold = idleHold
 	}
-	_ = fc.raw.SetReadDeadline(time.Now().Add(hold))
+	if !fc.waited { // else writeWait set it
+		_ = fc.s.SetReadDeadline(time.Now().Add(hold))
+	}
+	fc.waited = false
 	n, err := fc.s.Read(buf[:cap(buf)])
 	switch {
 	case n > 0:
@@ -426,13 +440,7 @@ func (s *fastServer) serveRequest(fc *fastConn, buf []byte) ([]byte, bool, bool)
 		tc.served.Store(true)
 	}
 	srv.metrics.RequestStarted()
-	start := srv.now()
-	defer func() {
-		srv.metrics.RequestDone()
-		g.release()
-		srv.act.requestDone()
-		srv.handlers.Done()
-	}()
+	fc.cur = served{g: g, buf: buf, start: srv.now()}
 
 	h := &fc.head
 	fc.info = reqinfo.Info{Route: rt.Name, Upstream: rt.Upstream}
@@ -453,20 +461,75 @@ func (s *fastServer) serveRequest(fc *fastConn, buf []byte) ([]byte, bool, bool)
 			end = len(buf)
 		}
 	}
-	_ = fc.raw.SetReadDeadline(time.Time{})
+	// With no pipelined request behind this one, the client's next
+	// request is awaited right after the response is written (rawsock
+	// WriteWait), without the read(2) that would find nothing yet.
+	req.Defer = end == len(buf)
 	res := fwd.Serve(req)
 	req.Scratch = res.Scratch
-	srv.metrics.Request(fc.info.Route, fc.info.Upstream, res.Status, start, res.Bytes)
-	if res.Status == http.StatusRequestTimeout {
-		srv.metrics.BodyTimeout()
+	fc.cur.res = res
+	if len(res.Pending) > 0 {
+		s.writeWait(fc, res.Pending)
 	}
-	s.logAccess(g, fc, buf, start, res)
-	if !res.Reusable {
+	if !fc.cur.ended {
+		s.endRequest(fc)
+	}
+	if !fc.cur.res.Reusable {
 		return buf, false, false
 	}
 	// Keep what follows the request: a pipelined next request.
 	n := copy(buf[:cap(buf)], buf[end:])
 	return buf[:n], true, false
+}
+
+// served is the request in progress on a fast-path connection, for the
+// accounting that ends it.
+type served struct {
+	g     *generation
+	buf   []byte
+	start time.Time
+	res   proxy.FastResult
+	ended bool
+}
+
+// writeWait writes the last bytes of a response and waits for the next
+// request. The request is accounted for (endRequest) between the two,
+// once the write succeeded or failed: a keep-alive connection is idle
+// (and Quiesce may close it) only once its response is written.
+func (s *fastServer) writeWait(fc *fastConn, p []byte) {
+	hold := min(s.idle, idleHold)
+	_ = fc.s.SetReadDeadline(time.Now().Add(hold))
+	if err := fc.s.WriteWait(p, fc.wait); err != nil {
+		fc.cur.res.Status, fc.cur.res.Reusable = proxy.StatusClientClosedRequest, false
+		fc.info.ClientGone = true
+	}
+}
+
+// beforeWait is WriteWait's hook (fc.wait): the response is written.
+func (s *fastServer) beforeWait(fc *fastConn) bool {
+	s.endRequest(fc)
+	if !fc.cur.res.Reusable {
+		return false
+	}
+	fc.idle.Store(true)
+	fc.waited = true
+	return !s.quiesced.Load()
+}
+
+// endRequest counts, logs and releases the request in fc.cur.
+func (s *fastServer) endRequest(fc *fastConn) {
+	srv, cur := s.srv, &fc.cur
+	cur.ended = true
+	srv.metrics.Request(fc.info.Route, fc.info.Upstream, cur.res.Status, cur.start, cur.res.Bytes)
+	if cur.res.Status == http.StatusRequestTimeout {
+		srv.metrics.BodyTimeout()
+	}
+	s.logAccess(cur.g, fc, cur.buf, cur.start, cur.res)
+	srv.metrics.RequestDone()
+	cur.g.release()
+	cur.g = nil
+	srv.act.requestDone()
+	srv.handlers.Done()
 }
 
 // logAccess writes the access log record of a fast-path request.
