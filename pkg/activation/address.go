@@ -146,6 +146,15 @@ func setBacklog(ln net.Listener, backlog int) error {
 func bindSocket(ctx context.Context, a Address, o bindOptions) (net.Listener, error) {
 	var lc net.ListenConfig
 	if a.Network != "unix" {
+		// TCP keepalive on the listening socket, which every accepted
+		// socket inherits (tcp(7): the accepted socket is a clone of
+		// the listener), instead of four setsockopt(2) per accepted
+		// connection by net: a tenth of the CPU a short connection
+		// costs. The values are net's defaults. (Sockets from systemd
+		// or a parent come through net.FileListener, which always sets
+		// them per connection.)
+		lc.KeepAlive = -1
+		lc.Control = inheritKeepAlive
 		return lc.Listen(ctx, a.Network, a.Address)
 	}
 	ln, err := lc.Listen(ctx, "unix", a.Address)
@@ -173,6 +182,37 @@ func bindSocket(ctx context.Context, a Address, o bindOptions) (net.Listener, er
 	// still serves on this path after the parent closes its copy.
 	ln.(*net.UnixListener).SetUnlinkOnClose(o.removeOnClose)
 	return ln, nil
+}
+
+// Keepalive of accepted TCP connections: net.KeepAliveConfig's defaults
+// (idle 15 s, then a probe every 15 s, 9 unanswered probes).
+const (
+	keepAliveIdle     = 15
+	keepAliveInterval = 15
+	keepAliveCount    = 9
+)
+
+// inheritKeepAlive is a ListenConfig.Control that sets TCP keepalive on
+// the listening socket.
+func inheritKeepAlive(_, _ string, c syscall.RawConn) error {
+	var serr error
+	err := c.Control(func(fd uintptr) {
+		for _, o := range []struct{ level, opt, v int }{
+			{syscall.SOL_SOCKET, syscall.SO_KEEPALIVE, 1},
+			{syscall.IPPROTO_TCP, syscall.TCP_KEEPIDLE, keepAliveIdle},
+			{syscall.IPPROTO_TCP, syscall.TCP_KEEPINTVL, keepAliveInterval},
+			{syscall.IPPROTO_TCP, syscall.TCP_KEEPCNT, keepAliveCount},
+		} {
+			if err := syscall.SetsockoptInt(int(fd), o.level, o.opt, o.v); err != nil {
+				serr = fmt.Errorf("setsockopt %d: %w", o.opt, err)
+				return
+			}
+		}
+	})
+	if err != nil {
+		return err
+	}
+	return serr
 }
 
 // staleDialTimeout bounds the probe of a socket file; a live listener

@@ -825,3 +825,60 @@ func TestBindSetsBacklog(t *testing.T) {
 		})
 	}
 }
+
+// TestBoundListenerKeepAlive: connections accepted on a TCP socket handoff
+// bound carry TCP keepalive with net's defaults, set once on the listener
+// and inherited, not per connection.
+func TestBoundListenerKeepAlive(t *testing.T) {
+	for _, addr := range []string{"127.0.0.1:0", "[::1]:0"} {
+		a, err := ParseAddress(addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln, err := bind(t.Context(), a, bindOptions{mode: defaultSocketMode})
+		if err != nil {
+			if strings.HasPrefix(addr, "[") {
+				t.Logf("no IPv6 loopback: %v", err)
+				continue
+			}
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		go func() {
+			if c, err := net.Dial("tcp", ln.Addr().String()); err == nil {
+				defer c.Close()
+				_, _ = c.Read(make([]byte, 1))
+			}
+		}()
+		c, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		rc, err := c.(syscall.Conn).SyscallConn()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]int{}
+		_ = rc.Control(func(fd uintptr) {
+			for name, o := range map[string][2]int{
+				"SO_KEEPALIVE":  {syscall.SOL_SOCKET, syscall.SO_KEEPALIVE},
+				"TCP_KEEPIDLE":  {syscall.IPPROTO_TCP, syscall.TCP_KEEPIDLE},
+				"TCP_KEEPINTVL": {syscall.IPPROTO_TCP, syscall.TCP_KEEPINTVL},
+				"TCP_KEEPCNT":   {syscall.IPPROTO_TCP, syscall.TCP_KEEPCNT},
+			} {
+				v, err := syscall.GetsockoptInt(int(fd), o[0], o[1])
+				if err != nil {
+					t.Errorf("getsockopt %s: %v", name, err)
+				}
+				got[name] = v
+			}
+		})
+		want := map[string]int{"SO_KEEPALIVE": 1, "TCP_KEEPIDLE": 15, "TCP_KEEPINTVL": 15, "TCP_KEEPCNT": 9}
+		for k, v := range want {
+			if got[k] != v {
+				t.Errorf("%s: accepted socket has %s=%d, want %d", addr, k, got[k], v)
+			}
+		}
+	}
+}
