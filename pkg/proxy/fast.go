@@ -436,7 +436,7 @@ func writeHead(c *rawsock.Conn, head, body []byte) error {
 	if len(body) == 0 {
 		_, err = c.Write(head)
 	} else {
-		_, err = c.Writev(head, body)
+		_, err = c.Writev(head, body, nil)
 	}
 	return err
 }

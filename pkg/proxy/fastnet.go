@@ -189,7 +189,7 @@ func (f *Fast) relayNet(req *FastRequest, res *h1.Response, uc *h1Conn, t *upstr
 	default:
 		req.trailers = req.trailers[:0]
 		fw := &flushWriter{w: w, rc: http.NewResponseController(w)}
-		out.Bytes, upErr, cliErr = f.copyStream(fw, uc, req.Scratch[:0], res.Chunked, false, &req.trailers)
+		out.Bytes, out.Scratch, upErr, cliErr = f.copyStream(fw, uc, req.Scratch[:0], res.Chunked, false, &req.trailers)
 		if upErr == nil && cliErr == nil {
 			setTrailers(hdr, req.trailers)
 		}

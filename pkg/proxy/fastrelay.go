@@ -105,7 +105,7 @@ func (f *Fast) relay(req *FastRequest, res *h1.Response, uc *h1Conn, t *upstream
 	case mode == 1:
 		out.Bytes, b, upErr, cliErr = copyLength(req.Client, uc, b, res.ContentLength, &f.buffers, &req.iov)
 	default:
-		out.Bytes, upErr, cliErr = f.copyStream(req.Client, uc, b, res.Chunked, mode == 2, nil)
+		out.Bytes, b, upErr, cliErr = f.copyStream(req.Client, uc, b, res.Chunked, mode == 2, nil)
 	}
 	out.Scratch = b
 	f.done(req, res, uc, t, &out, bodyless, upErr, cliErr)
@@ -251,7 +251,7 @@ const smallBody = 4 << 10
 // vectorWriter writes two buffers in one writev(2) (a *rawsock.Conn:
 // net.Buffers only does that for the net package's own connections).
 type vectorWriter interface {
-	Writev(a, b []byte) (int, error)
+	Writev(a, b, c []byte) (int, error)
 }
 
 // copyLength writes head and then n body bytes from uc to w: what is
@@ -268,7 +268,7 @@ func copyLength(w io.Writer, uc *h1Conn, head []byte, n int64, buffers *sync.Poo
 		// body into the head's buffer.
 		p, _ := uc.br.Peek(int(k))
 		if vw, ok := w.(vectorWriter); ok {
-			_, err = vw.Writev(head, p)
+			_, err = vw.Writev(head, p, nil)
 		} else {
 			*iov = append((*iov)[:0], head, p)
 			_, err = iov.WriteTo(w)
@@ -319,8 +319,8 @@ func copyLength(w io.Writer, uc *h1Conn, head []byte, n int64, buffers *sync.Poo
 // together; the output is flushed whenever the next read would wait, so
 // that streams (server-sent events) are not held back. Trailer fields of
 // a chunked body go to the client in its last chunk, or into keep when
-// not nil.
-func (f *Fast) copyStream(w io.Writer, uc *h1Conn, out []byte, chunkedIn, chunkedOut bool, keep *[]byte) (written int64, upErr, cliErr error) {
+// not nil. It returns out, grown, for the caller to keep.
+func (f *Fast) copyStream(w io.Writer, uc *h1Conn, out []byte, chunkedIn, chunkedOut bool, keep *[]byte) (written int64, _ []byte, upErr, cliErr error) {
 	uc.disarm()
 	var src io.Reader = uc.br
 	var cr h1.ChunkedReader
@@ -333,13 +333,43 @@ func (f *Fast) copyStream(w io.Writer, uc *h1Conn, out []byte, chunkedIn, chunke
 		}
 		src = &cr
 	}
+	vw, _ := w.(vectorWriter)
 	bp := f.buffers.Get().(*[]byte)
 	defer f.buffers.Put(bp)
 	buf := *bp
+	half := len(buf) / 2
 	for {
-		n, err := src.Read(buf[:len(buf)/2])
+		n, err := src.Read(buf[:half])
+		done := err == io.EOF
+		if err != nil && !done {
+			if len(out) > 0 {
+				_, _ = w.Write(out)
+			}
+			return written, out, err, nil
+		}
+		written += int64(n)
+		if n >= smallBody && vw != nil {
+			// A large piece leaves from buf in one writev(2) with what
+			// is pending and its framing, rather than being copied
+			// into out (the tail is built in buf's unused half).
+			tail := buf[half:half]
+			if chunkedOut {
+				out = h1.AppendChunkHeader(out, n)
+				tail = append(tail, '\r', '\n')
+				if done {
+					tail = appendLastChunk(tail, trailers)
+				}
+			}
+			if _, werr := vw.Writev(out, buf[:n], tail); werr != nil {
+				return written, out, nil, werr
+			}
+			out = out[:0]
+			if done {
+				return written, out, nil, nil
+			}
+			continue
+		}
 		if n > 0 {
-			written += int64(n)
 			if chunkedOut {
 				out = h1.AppendChunkHeader(out, n)
 				out = append(out, buf[:n]...)
@@ -348,28 +378,27 @@ func (f *Fast) copyStream(w io.Writer, uc *h1Conn, out []byte, chunkedIn, chunke
 				out = append(out, buf[:n]...)
 			}
 		}
-		done := err == io.EOF
-		if err != nil && err != io.EOF {
-			if len(out) > 0 {
-				_, _ = w.Write(out)
-			}
-			return written, err, nil
-		}
 		if done && chunkedOut {
-			out = append(out, "0\r\n"...)
-			out = append(out, trailers...)
-			out = append(out, "\r\n"...)
+			out = appendLastChunk(out, trailers)
 		}
-		if done || uc.br.Buffered() == 0 || len(out) >= len(buf)/2 {
+		if done || uc.br.Buffered() == 0 || len(out) >= half {
 			if _, werr := w.Write(out); werr != nil {
-				return written, nil, werr
+				return written, out, nil, werr
 			}
 			out = out[:0]
 		}
 		if done {
-			return written, nil, nil
+			return written, out, nil, nil
 		}
 	}
+}
+
+// appendLastChunk appends the last chunk and the trailer section (RFC
+// 9112 §7.1).
+func appendLastChunk(b, trailers []byte) []byte {
+	b = append(b, "0\r\n"...)
+	b = append(b, trailers...)
+	return append(b, "\r\n"...)
 }
 
 // dateCache holds the Date field line, rebuilt once a second (RFC 9110

@@ -43,7 +43,7 @@ type Conn struct {
 	rd, wr                  op // the state of the read and of the write in progress
 	readFn, writeFn, waitFn func(uintptr) bool
 	before                  func() bool // WriteWait's
-	iov                     [2]syscall.Iovec
+	iov                     [3]syscall.Iovec
 }
 
 // op is one call's buffer, progress and outcome.
@@ -52,7 +52,7 @@ type op struct {
 	n     int
 	errno syscall.Errno
 	wait  bool // WriteWait: written, waiting for readability
-	vec   bool // Writev: p is unused, iov holds the buffers
+	vec   int  // Writev: p is unused, iov[:vec] holds the buffers
 }
 
 // New wraps c; when c is not a socket (no syscall.Conn), the methods
@@ -122,39 +122,61 @@ func (s *Conn) Write(p []byte) (int, error) {
 	return s.finishWrite()
 }
 
-// Writev writes a and then b in one writev(2) where the send buffer has
-// room for both, as net.Buffers does for a *net.TCPConn.
-func (s *Conn) Writev(a, b []byte) (int, error) {
-	if s.rc == nil || len(a) == 0 || len(b) == 0 {
-		bufs := net.Buffers{a, b}
-		n, err := bufs.WriteTo(s.Conn)
-		return int(n), err
+// Writev writes a, b and c (any of them may be empty), in that order, in
+// one writev(2) where the send buffer has room for them, as net.Buffers
+// does for a *net.TCPConn.
+func (s *Conn) Writev(a, b, c []byte) (int, error) {
+	bufs := [3][]byte{a, b, c}
+	if s.rc == nil {
+		written := 0
+		for _, p := range bufs {
+			if len(p) > 0 { // a Write of nothing may block (net.Pipe)
+				m, err := s.Conn.Write(p)
+				written += m
+				if err != nil {
+					return written, err
+				}
+			}
+		}
+		return written, nil
 	}
-	s.iov[0] = syscall.Iovec{Base: &a[0]}
-	s.iov[0].SetLen(len(a))
-	s.iov[1] = syscall.Iovec{Base: &b[0]}
-	s.iov[1].SetLen(len(b))
-	s.wr = op{vec: true}
-	err := s.rc.Write(s.writeFn)
+	k, total := 0, 0
+	for _, p := range bufs {
+		if len(p) > 0 {
+			s.iov[k] = syscall.Iovec{Base: &p[0]}
+			s.iov[k].SetLen(len(p))
+			k++
+			total += len(p)
+		}
+	}
+	if k == 0 {
+		return 0, nil
+	}
+	s.wr = op{vec: k}
+	_ = s.rc.Write(s.writeFn)
 	n, errno := s.wr.n, s.wr.errno
-	s.wr, s.iov = op{}, [2]syscall.Iovec{}
+	s.wr, s.iov = op{}, [3]syscall.Iovec{}
 	if errno != 0 {
 		return n, s.opError("writev", errno)
 	}
-	if err != nil || n < len(a)+len(b) {
+	written := n
+	if n < total {
 		// A partial write (or the poller's error): the rest as plain
 		// writes, which report the poller's error in net.Conn's words.
-		if n < len(a) {
-			m, err := s.Write(a[n:])
-			if err != nil {
-				return n + m, err
+		for _, p := range bufs {
+			if n >= len(p) {
+				n -= len(p)
+				continue
 			}
-			n = len(a)
+			m, err := s.Write(p[n:])
+			written += m
+			n = 0
+			if err != nil {
+				return written, err
+			}
 		}
-		m, err := s.Write(b[n-len(a):])
-		return n + m, err
 	}
-	return n, nil
+	return written, nil
 }
 
 // finishWrite ends a write whose state is in s.wr. Whatever is left
@@ -176,7 +198,7 @@ func (s *Conn) finishWrite() (int, error) {
 
 // write is the RawConn.Write callback: false waits for room.
 func (s *Conn) write(fd uintptr) bool {
-	if s.wr.vec {
+	if s.wr.vec > 0 {
 		return s.writev(fd)
 	}
 	return s.writeAll(fd)
@@ -206,7 +228,7 @@ func (s *Conn) writeAll(fd uintptr) bool {
 // Writev afterwards.
 func (s *Conn) writev(fd uintptr) bool {
 	for {
-		n, e := sysWritev(fd, s.iov[:])
+		n, e := sysWritev(fd, s.iov[:s.wr.vec])
 		switch e {
 		case 0:
 			s.wr.n = n

@@ -84,7 +84,7 @@ func TestWriteWaitsForRoom(t *testing.T) {
 		var n int
 		var err error
 		if vec {
-			n, err = c.Writev(want[:100], want[100:])
+			n, err = c.Writev(want[:100], want[100:len(want)-7], want[len(want)-7:])
 		} else {
 			n, err = c.Write(want)
 		}
@@ -99,12 +99,14 @@ func TestWriteWaitsForRoom(t *testing.T) {
 
 func TestWritevOrder(t *testing.T) {
 	c, peer := pair(t)
-	if n, err := c.Writev([]byte("head "), []byte("body")); n != 9 || err != nil {
-		t.Fatalf("writev: %d, %v", n, err)
-	}
-	got := make([]byte, 9)
-	if _, err := io.ReadFull(peer, got); err != nil || string(got) != "head body" {
-		t.Fatalf("peer read %q, %v", got, err)
+	for _, bufs := range [][3]string{{"head ", "body", ""}, {"", "head ", "body"}, {"he", "ad bo", "dy"}, {"head body", "", ""}} {
+		if n, err := c.Writev([]byte(bufs[0]), []byte(bufs[1]), []byte(bufs[2])); n != 9 || err != nil {
+			t.Fatalf("writev %q: %d, %v", bufs, n, err)
+		}
+		got := make([]byte, 9)
+		if _, err := io.ReadFull(peer, got); err != nil || string(got) != "head body" {
+			t.Fatalf("writev %q: peer read %q, %v", bufs, got, err)
+		}
 	}
 }
 
@@ -229,7 +231,7 @@ func TestNotASocket(t *testing.T) {
 		_, _ = io.ReadFull(b, buf)
 		_, _ = b.Write(buf)
 	}()
-	if n, err := c.Writev([]byte("head "), []byte("body")); n != 9 || err != nil {
+	if n, err := c.Writev([]byte("head "), []byte("body"), nil); n != 9 || err != nil {
 		t.Fatalf("writev on a pipe: %d, %v", n, err)
 	}
 	got := make([]byte, 9)
@@ -264,7 +266,7 @@ func TestNoAllocations(t *testing.T) {
 		if _, err := io.ReadFull(c, buf[:len(msg)]); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := c.Writev(msg[:3], msg[3:]); err != nil {
+		if _, err := c.Writev(msg[:3], msg[3:5], msg[5:]); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := io.ReadFull(c, buf[:len(msg)]); err != nil {

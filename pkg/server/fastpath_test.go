@@ -64,6 +64,17 @@ func parityBackend(t *testing.T) *httptest.Server {
 			w.Header().Set("Via", "1.1 origin")
 			io.WriteString(w, "hop")
 			return
+		case "/bigchunked":
+			// Pieces larger than the relay's small-body threshold, with
+			// a trailer: written straight from the copy buffer.
+			w.Header().Set("Trailer", "X-Sum")
+			for i := range 3 {
+				io.WriteString(w, strings.Repeat(string(rune('a'+i)), 40<<10))
+				w.(http.Flusher).Flush()
+			}
+			io.WriteString(w, "tail")
+			w.Header().Set("X-Sum", "7")
+			return
 		case "/big":
 			w.Header().Set("Content-Length", fmt.Sprint(1<<20))
 			b := strings.Repeat("0123456789abcdef", 1<<16)
@@ -156,6 +167,8 @@ func TestFastPathParity(t *testing.T) {
 		{"head", "HEAD /big HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"},
 		{"chunked response with trailers", "GET /chunked HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"},
 		{"chunked response to http/1.0", "GET /chunked HTTP/1.0\r\nHost: a\r\n\r\n"},
+		{"large chunked response with trailers", "GET /bigchunked HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"},
+		{"large chunked response to http/1.0", "GET /bigchunked HTTP/1.0\r\nHost: a\r\n\r\n"},
 		{"close-delimited response", "GET /close HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"},
 		{"204", "GET /204 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"},
 		{"304", "GET /304 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"},

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/handoff-proxy/handoff/pkg/config"
+	"github.com/handoff-proxy/handoff/pkg/handofftest"
 )
 
 // keepAliveClient sends requests on one connection and reads responses.
@@ -155,5 +157,62 @@ func TestFastPathKeepAliveAccounting(t *testing.T) {
 	}
 	if waited := time.Since(start); waited >= idleHold {
 		t.Fatalf("the waiting connection was closed after %v, not at once (idleHold %v)", waited, idleHold)
+	}
+}
+
+// TestFastPathLargeChunks: chunks the relay writes straight from its copy
+// buffer, with their framing and the trailer section around them
+// (proxy copyStream), reach HTTP/1.1 clients whole and HTTP/1.0 clients
+// unframed.
+func TestFastPathLargeChunks(t *testing.T) {
+	var body strings.Builder
+	var chunked []byte
+	for i := range 3 {
+		piece := strings.Repeat(string(rune('a'+i)), 40<<10)
+		body.WriteString(piece)
+		chunked = fmt.Appendf(chunked, "%x\r\n%s\r\n", len(piece), piece)
+	}
+	chunked = append(chunked, "0\r\nX-Sum: 7\r\n\r\n"...)
+	origin := handofftest.TCPServer(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		for {
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			io.Copy(io.Discard, req.Body)
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Sum\r\n\r\n")
+			// The body in one write once the proxy waits for it, so that
+			// its reads return large pieces.
+			time.Sleep(30 * time.Millisecond)
+			if _, err := c.Write(chunked); err != nil {
+				return
+			}
+		}
+	})
+	r := serve(t, baseConfig([]config.Listener{{Name: "http", Protocol: config.ProtocolHTTP}}, origin), nil)
+	for _, minor := range []int{1, 0} {
+		c, err := net.Dial("tcp", r.addrs["http"])
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		fmt.Fprintf(c, "GET /x HTTP/1.%d\r\nHost: a\r\n\r\n", minor)
+		res, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatalf("HTTP/1.%d: %v", minor, err)
+		}
+		got, err := io.ReadAll(res.Body)
+		if err != nil || string(got) != body.String() {
+			t.Fatalf("HTTP/1.%d: body of %d bytes (%v), want the %d sent", minor, len(got), err, body.Len())
+		}
+		chunkedOut := len(res.TransferEncoding) > 0
+		if chunkedOut != (minor == 1) {
+			t.Errorf("HTTP/1.%d: transfer-encoding %v", minor, res.TransferEncoding)
+		}
+		if minor == 1 && res.Trailer.Get("X-Sum") != "7" {
+			t.Errorf("HTTP/1.1: trailers %v, want X-Sum: 7", res.Trailer)
+		}
 	}
 }
