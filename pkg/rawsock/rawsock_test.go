@@ -11,33 +11,16 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/handoff-proxy/handoff/pkg/handofftest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // pair returns both ends of a loopback TCP connection: ours wrapped.
 func pair(t *testing.T) (*Conn, *net.TCPConn) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, _ := ln.Accept()
-		accepted <- c
-	}()
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	peer := <-accepted
-	if peer == nil {
-		t.Fatal("accept failed")
-	}
-	t.Cleanup(func() { c.Close(); peer.Close() })
-	return New(c), peer.(*net.TCPConn)
+	c, peer := handofftest.TCPPair(t)
+	return New(c), peer
 }
 
 func TestReadWrite(t *testing.T) {
