@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -35,6 +36,29 @@ type h1Conn struct {
 	// armed is the read deadline set for the response header timeout,
 	// zero when none is set.
 	armed time.Time
+	// interrupted: the client of the request in progress went away
+	// (fastnet.go cancel); the connection is closed after it.
+	interrupted atomic.Bool
+}
+
+// interrupt ends whatever the connection waits for, now and after any
+// later deadline change (setReadDeadline).
+func (c *h1Conn) interrupt() {
+	c.interrupted.Store(true)
+	_ = c.c.SetDeadline(past)
+}
+
+// past is a deadline that has passed: set, it ends a wait at once.
+var past = time.Unix(1, 0)
+
+// setReadDeadline sets the read deadline, unless interrupt ran: its past
+// deadline stays (interrupt may run between the two stores, so check
+// after).
+func (c *h1Conn) setReadDeadline(t time.Time) {
+	_ = c.c.SetReadDeadline(t)
+	if c.interrupted.Load() {
+		_ = c.c.SetDeadline(past)
+	}
 }
 
 // armResponse makes sure that a response head is awaited for at least d
@@ -49,7 +73,7 @@ func (c *h1Conn) armResponse(now time.Time, d time.Duration) {
 		return
 	}
 	c.armed = want.Add(min(d/8, time.Second))
-	_ = c.c.SetReadDeadline(c.armed)
+	c.setReadDeadline(c.armed)
 }
 
 // disarm clears the response header timeout before the body is read
@@ -58,7 +82,7 @@ func (c *h1Conn) armResponse(now time.Time, d time.Duration) {
 func (c *h1Conn) disarm() {
 	if !c.armed.IsZero() {
 		c.armed = time.Time{}
-		_ = c.c.SetReadDeadline(time.Time{})
+		c.setReadDeadline(time.Time{})
 	}
 }
 
@@ -99,11 +123,11 @@ func (p *h1Conns) get(addr string, now time.Time) *h1Conn {
 		p.mu.Unlock()
 		if idle > staleAfter {
 			c.disarm()
-		}
-		if idle > staleAfter && !alive(c.c) {
-			c.c.Close()
-			p.mu.Lock()
-			continue
+			if !alive(c.c) {
+				c.c.Close()
+				p.mu.Lock()
+				continue
+			}
 		}
 		return c
 	}

@@ -8,7 +8,6 @@ import (
 	"net/textproto"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/handoff-proxy/handoff/pkg/clientip"
 	"github.com/handoff-proxy/handoff/pkg/h1"
@@ -303,6 +302,6 @@ func (req *FastRequest) gone() bool { return req.rw != nil && req.canceled.Load(
 func (req *FastRequest) cancel() {
 	req.canceled.Store(true)
 	if uc := req.cur.Load(); uc != nil {
-		_ = uc.c.SetDeadline(time.Unix(1, 0))
+		uc.interrupt()
 	}
 }
