@@ -17,7 +17,6 @@ import (
 	"github.com/handoff-proxy/handoff/pkg/balance"
 	"github.com/handoff-proxy/handoff/pkg/h1"
 	"github.com/handoff-proxy/handoff/pkg/health"
-	"github.com/handoff-proxy/handoff/pkg/rawsock"
 	"github.com/handoff-proxy/handoff/pkg/reqinfo"
 	"github.com/handoff-proxy/handoff/pkg/upstream"
 )
@@ -368,11 +367,7 @@ func (f *Fast) exchange(req *FastRequest, uc *h1Conn, head []byte) (*h1.Response
 	if bodyLeft == 0 && len(req.Buffered) == 0 && uc.br.Buffered() == 0 {
 		// The common case, a request without a body: written, and the
 		// response waited for, without a read(2) that cannot succeed yet.
-		if f.respTimeout > 0 {
-			uc.armResponse(req.ex.now, f.respTimeout)
-		}
-		if req.gone() {
-			a.err = context.Canceled
+		if a.err = f.awaitResponse(req, uc, req.ex.now); a.err != nil {
 			return nil, a
 		}
 		if err := uc.s.WriteWait(head, nil); err != nil {
@@ -381,7 +376,8 @@ func (f *Fast) exchange(req *FastRequest, uc *h1Conn, head []byte) (*h1.Response
 		}
 		return f.readResponse(req, uc, a)
 	}
-	if err := writeHead(uc.s, head, req.Buffered); err != nil {
+	// The head and the buffered body in one writev(2).
+	if _, err := uc.s.Writev(head, req.Buffered, nil); err != nil {
 		a.err, a.unwritten = err, true
 		return nil, a
 	}
@@ -396,21 +392,29 @@ func (f *Fast) exchange(req *FastRequest, uc *h1Conn, head []byte) (*h1.Response
 			return nil, a
 		}
 	}
-	if f.respTimeout > 0 {
-		// From now: the body may have taken its time.
-		uc.armResponse(f.now(), f.respTimeout)
-	}
-	if req.gone() {
-		// The deadline just set may have replaced the one the client's
-		// going away set (fastnet.go cancel).
-		a.err = context.Canceled
+	// From now: the body may have taken its time.
+	if a.err = f.awaitResponse(req, uc, f.now()); a.err != nil {
 		return nil, a
 	}
 	return f.readResponse(req, uc, a)
 }
 
+// awaitResponse starts the response header timeout at now, and fails
+// with context.Canceled when the client of a request through ServeHTTP
+// went away: nothing is waited for then.
+func (f *Fast) awaitResponse(req *FastRequest, uc *h1Conn, now time.Time) error {
+	if f.respTimeout > 0 {
+		uc.armResponse(now, f.respTimeout)
+	}
+	if req.gone() {
+		return context.Canceled
+	}
+	return nil
+}
+
 // readResponse reads the response head of an exchange whose request was
-// written, and ends the response timeout.
+// written (the response header timeout stays armed: copyLength and
+// copyStream clear it before they read a body from the socket).
 func (f *Fast) readResponse(req *FastRequest, uc *h1Conn, a fastAttempt) (*h1.Response, fastAttempt) {
 	res, err := readResponseHead(uc.br, req, func(b []byte) error {
 		if req.rw != nil {
@@ -421,24 +425,13 @@ func (f *Fast) readResponse(req *FastRequest, uc *h1Conn, a fastAttempt) (*h1.Re
 		return err
 	})
 	if err == nil && req.gone() {
-		err = context.Canceled // as above; the body is not read
+		err = context.Canceled // the client left: the body is not read
 	}
 	if err != nil {
 		a.err = err
 		return nil, a
 	}
 	return res, a
-}
-
-// writeHead writes the head and the buffered body in one write.
-func writeHead(c *rawsock.Conn, head, body []byte) error {
-	var err error
-	if len(body) == 0 {
-		_, err = c.Write(head)
-	} else {
-		_, err = c.Writev(head, body, nil)
-	}
-	return err
 }
 
 // isWriteErr reports whether err came from writing to the target.

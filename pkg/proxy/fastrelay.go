@@ -248,7 +248,7 @@ func appendStatus(b []byte, code int, reason []byte) []byte {
 // write(2); more go beside it in a writev(2).
 const smallBody = 4 << 10
 
-// vectorWriter writes two buffers in one writev(2) (a *rawsock.Conn:
+// vectorWriter writes up to three buffers in one writev(2) (a *rawsock.Conn:
 // net.Buffers only does that for the net package's own connections).
 type vectorWriter interface {
 	Writev(a, b, c []byte) (int, error)

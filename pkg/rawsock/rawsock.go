@@ -128,17 +128,7 @@ func (s *Conn) Write(p []byte) (int, error) {
 func (s *Conn) Writev(a, b, c []byte) (int, error) {
 	bufs := [3][]byte{a, b, c}
 	if s.rc == nil {
-		written := 0
-		for _, p := range bufs {
-			if len(p) > 0 { // a Write of nothing may block (net.Pipe)
-				m, err := s.Conn.Write(p)
-				written += m
-				if err != nil {
-					return written, err
-				}
-			}
-		}
-		return written, nil
+		return s.writeRest(&bufs, 0)
 	}
 	k, total := 0, 0
 	for _, p := range bufs {
@@ -159,21 +149,29 @@ func (s *Conn) Writev(a, b, c []byte) (int, error) {
 	if errno != 0 {
 		return n, s.opError("writev", errno)
 	}
-	written := n
 	if n < total {
 		// A partial write (or the poller's error): the rest as plain
 		// writes, which report the poller's error in net.Conn's words.
-		for _, p := range bufs {
-			if n >= len(p) {
-				n -= len(p)
-				continue
-			}
-			m, err := s.Write(p[n:])
-			written += m
-			n = 0
-			if err != nil {
-				return written, err
-			}
+		return s.writeRest(&bufs, n)
+	}
+	return n, nil
+}
+
+// writeRest writes what follows the first n bytes of bufs with Write,
+// skipping empty buffers (a Write of nothing may block: net.Pipe), and
+// returns the count with n.
+func (s *Conn) writeRest(bufs *[3][]byte, n int) (int, error) {
+	written := n
+	for _, p := range bufs {
+		if n >= len(p) {
+			n -= len(p)
+			continue
+		}
+		m, err := s.Write(p[n:])
+		written += m
+		n = 0
+		if err != nil {
+			return written, err
 		}
 	}
 	return written, nil

@@ -471,7 +471,7 @@ func (s *fastServer) serveRequest(fc *fastConn, buf []byte) ([]byte, bool, bool)
 	if len(res.Pending) > 0 {
 		s.writeWait(fc, res.Pending)
 	}
-	if !fc.cur.ended {
+	if fc.cur.g != nil { // not ended by beforeWait
 		s.endRequest(fc)
 	}
 	if !fc.cur.res.Reusable {
@@ -485,11 +485,10 @@ func (s *fastServer) serveRequest(fc *fastConn, buf []byte) ([]byte, bool, bool)
 // served is the request in progress on a fast-path connection, for the
 // accounting that ends it.
 type served struct {
-	g     *generation
+	g     *generation // nil once endRequest released it
 	buf   []byte
 	start time.Time
 	res   proxy.FastResult
-	ended bool
 }
 
 // writeWait writes the last bytes of a response and waits for the next
@@ -519,7 +518,6 @@ func (s *fastServer) beforeWait(fc *fastConn) bool {
 // endRequest counts, logs and releases the request in fc.cur.
 func (s *fastServer) endRequest(fc *fastConn) {
 	srv, cur := s.srv, &fc.cur
-	cur.ended = true
 	srv.metrics.Request(fc.info.Route, fc.info.Upstream, cur.res.Status, cur.start, cur.res.Bytes)
 	if cur.res.Status == http.StatusRequestTimeout {
 		srv.metrics.BodyTimeout()
